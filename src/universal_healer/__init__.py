@@ -1,0 +1,1 @@
+"""Universal Healer: find, recognise, diagnose and heal web applications."""

@@ -1,0 +1,27 @@
+"""Hosts: the only code that touches a machine."""
+
+from universal_healer.hosts.base import (
+    CommandResult,
+    DirEntry,
+    FileRead,
+    FileStat,
+    Host,
+    HostFacts,
+    MountUsage,
+    ScannedDir,
+    ScanResult,
+)
+from universal_healer.hosts.local import LocalHost
+
+__all__ = [
+    "CommandResult",
+    "DirEntry",
+    "FileRead",
+    "FileStat",
+    "Host",
+    "HostFacts",
+    "LocalHost",
+    "MountUsage",
+    "ScanResult",
+    "ScannedDir",
+]
