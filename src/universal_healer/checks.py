@@ -185,7 +185,7 @@ async def _run_one(
         result = _error_result(check, f"host error: {err}", host=err.host)
     except asyncio.CancelledError:
         raise
-    except Exception as err:  # noqa: BLE001 - a crashing check becomes a result, by design
+    except Exception as err:
         log.warning("check %s crashed", getattr(check, "name", check), exc_info=True)
         result = _error_result(check, f"check crashed: {type(err).__name__}: {err}")
     elapsed_ms = round((time.perf_counter() - started) * 1000)

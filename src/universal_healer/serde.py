@@ -30,7 +30,7 @@ def _structure_datetime(value: Any, _: type) -> dt.datetime:
 
 converter.register_unstructure_hook(dt.datetime, lambda value: value.isoformat())
 converter.register_structure_hook(dt.datetime, _structure_datetime)
-converter.register_unstructure_hook(frozenset, lambda value: sorted(value))
+converter.register_unstructure_hook(frozenset, sorted)
 converter.register_structure_hook_func(
     lambda cls: getattr(cls, "__origin__", None) is Mapping,
     lambda value, _: dict(value) if value is not None else {},

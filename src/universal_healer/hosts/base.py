@@ -162,9 +162,9 @@ class HostFacts:
         best: MountUsage | None = None
         for mount in self.mounts:
             prefix = mount.mountpoint.rstrip("/") + "/"
-            if (path == mount.mountpoint or path.startswith(prefix) or mount.mountpoint == "/") and (
-                best is None or len(mount.mountpoint) > len(best.mountpoint)
-            ):
+            if (
+                path == mount.mountpoint or path.startswith(prefix) or mount.mountpoint == "/"
+            ) and (best is None or len(mount.mountpoint) > len(best.mountpoint)):
                 best = mount
         return best
 
@@ -189,7 +189,7 @@ class Host(Protocol):
         timeout: float | None = 60.0,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
-        input: bytes | None = None,  # noqa: A002 - matches subprocess.run
+        input: bytes | None = None,
         max_output: int = 1024 * 1024,
     ) -> CommandResult:
         """Run an argument vector and return how it ended.

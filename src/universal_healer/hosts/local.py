@@ -82,9 +82,7 @@ def _read_capped(path: str, max_bytes: int) -> FileRead:
             remaining -= len(chunk)
         data = b"".join(chunks)
         truncated = len(data) > max_bytes
-        return FileRead(
-            path=path, data=data[:max_bytes], size=info.st_size, truncated=truncated
-        )
+        return FileRead(path=path, data=data[:max_bytes], size=info.st_size, truncated=truncated)
     except OSError as err:
         return FileRead(path=path, error=_describe(err))
     finally:
@@ -102,6 +100,48 @@ def _expand_roots(roots: Sequence[str]) -> list[str]:
     return expanded
 
 
+def _shown(path: str) -> str:
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def _walk(
+    root: str,
+    *,
+    markers: frozenset[str],
+    prune: frozenset[str],
+    max_depth: int,
+    seen: set[tuple[int, int]],
+    candidates: list[ScannedDir],
+    errors: list[str],
+) -> None:
+    """Depth-first walk of one root, never through symlinks, each directory once."""
+    stack: list[tuple[str, int]] = [(root, 0)]
+    while stack:
+        path, depth = stack.pop()
+        try:
+            info = os.stat(path, follow_symlinks=False)
+            key = (info.st_dev, info.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            entries: set[str] = set()
+            subdirs: list[str] = []
+            with os.scandir(path) as listing:
+                for entry in listing:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    if len(entries) < _MAX_ENTRIES:
+                        entries.add(entry.name + "/" if is_dir else entry.name)
+                    if is_dir and entry.name not in prune:
+                        subdirs.append(entry.path)
+        except OSError as err:
+            errors.append(f"{_shown(path)}: {_describe(err)}")
+            continue
+        if not markers.isdisjoint(entries):
+            candidates.append(ScannedDir(path=path, entries=frozenset(entries)))
+        if depth < max_depth:
+            stack.extend((sub, depth + 1) for sub in sorted(subdirs, reverse=True))
+
+
 def _scan(
     roots: Sequence[str], markers: frozenset[str], prune: frozenset[str], max_depth: int
 ) -> ScanResult:
@@ -109,50 +149,27 @@ def _scan(
     errors: list[str] = []
     seen: set[tuple[int, int]] = set()
     for root in _expand_roots(roots):
-        shown = os.fsencode(root).decode("utf-8", errors="backslashreplace")
         if not os.path.isabs(root):
-            errors.append(f"{shown}: search paths must be absolute")
+            errors.append(f"{_shown(root)}: search paths must be absolute")
             continue
         try:
             real = os.path.realpath(root)
-            info = os.stat(real)
+            is_dir = stat.S_ISDIR(os.stat(real).st_mode)
         except OSError as err:
-            errors.append(f"{shown}: {_describe(err)}")
+            errors.append(f"{_shown(root)}: {_describe(err)}")
             continue
-        if not stat.S_ISDIR(info.st_mode):
-            errors.append(f"{shown}: not a directory")
+        if not is_dir:
+            errors.append(f"{_shown(root)}: not a directory")
             continue
-        stack: list[tuple[str, int]] = [(real, 0)]
-        while stack:
-            path, depth = stack.pop()
-            try:
-                info = os.stat(path, follow_symlinks=False)
-            except OSError as err:
-                errors.append(f"{os.fsencode(path).decode('utf-8', 'backslashreplace')}: "
-                              f"{_describe(err)}")
-                continue
-            key = (info.st_dev, info.st_ino)
-            if key in seen:
-                continue
-            seen.add(key)
-            entries: set[str] = set()
-            subdirs: list[str] = []
-            try:
-                with os.scandir(path) as listing:
-                    for entry in listing:
-                        is_dir = entry.is_dir(follow_symlinks=False)
-                        if len(entries) < _MAX_ENTRIES:
-                            entries.add(entry.name + "/" if is_dir else entry.name)
-                        if is_dir and entry.name not in prune:
-                            subdirs.append(entry.path)
-            except OSError as err:
-                shown_path = os.fsencode(path).decode("utf-8", errors="backslashreplace")
-                errors.append(f"{shown_path}: {_describe(err)}")
-                continue
-            if not markers.isdisjoint(entries):
-                candidates.append(ScannedDir(path=path, entries=frozenset(entries)))
-            if depth < max_depth:
-                stack.extend((sub, depth + 1) for sub in sorted(subdirs, reverse=True))
+        _walk(
+            real,
+            markers=markers,
+            prune=prune,
+            max_depth=max_depth,
+            seen=seen,
+            candidates=candidates,
+            errors=errors,
+        )
     candidates.sort(key=lambda c: c.path)
     return ScanResult(candidates=tuple(candidates), errors=tuple(errors))
 
@@ -255,7 +272,7 @@ class LocalHost:
         timeout: float | None = 60.0,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
-        input: bytes | None = None,  # noqa: A002 - matches subprocess.run
+        input: bytes | None = None,
         max_output: int = 1024 * 1024,
     ) -> CommandResult:
         """Run an argument vector in its own process group; a timeout kills the whole group."""
@@ -336,7 +353,9 @@ class LocalHost:
         except FileNotFoundError:
             return None
         except OSError as err:
-            raise HostUnreachableError(self.name, f"cannot stat {path!r}: {_describe(err)}") from err
+            raise HostUnreachableError(
+                self.name, f"cannot stat {path!r}: {_describe(err)}"
+            ) from err
         return FileStat(
             path=path,
             mode=info.st_mode,
