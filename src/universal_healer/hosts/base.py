@@ -123,10 +123,15 @@ class MountUsage:
     free_bytes: int  # available to unprivileged users, as df shows
     total_inodes: int
     free_inodes: int
+    used_bytes: int | None = None  # blocks in use; None when the source gives no figure
 
     @property
     def used_percent(self) -> float:
-        """Used space as df computes it: used / (used + available)."""
+        """Used space as ``df`` computes it: used / (used + available), so the blocks reserved
+        for root count neither way. Without ``used_bytes``: (total - available) / total."""
+        if self.used_bytes is not None:
+            denominator = self.used_bytes + self.free_bytes
+            return 100.0 * self.used_bytes / denominator if denominator else 0.0
         used = self.total_bytes - self.free_bytes
         return 100.0 * used / self.total_bytes if self.total_bytes else 0.0
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from universal_healer.exceptions import CommandTimeoutError, HostUnreachableError
+from universal_healer.exceptions import CommandTimeoutError, RemoteError
 from universal_healer.hosts.base import (
     CommandResult,
     DirEntry,
@@ -222,6 +222,7 @@ def _mounts() -> tuple[MountUsage, ...]:
             device=device,
             total_bytes=usage.f_blocks * usage.f_frsize,
             free_bytes=usage.f_bavail * usage.f_frsize,
+            used_bytes=(usage.f_blocks - usage.f_bfree) * usage.f_frsize,
             total_inodes=usage.f_files,
             free_inodes=usage.f_favail,
         )
@@ -350,12 +351,10 @@ class LocalHost:
         """``lstat`` one path."""
         try:
             info = await asyncio.to_thread(os.lstat, path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as err:
-            raise HostUnreachableError(
-                self.name, f"cannot stat {path!r}: {_describe(err)}"
-            ) from err
+            raise RemoteError(self.name, f"cannot stat {_shown(path)}: {_describe(err)}") from err
         return FileStat(
             path=path,
             mode=info.st_mode,

@@ -1,0 +1,298 @@
+"""The check runner: concurrency, timeouts, crashes and shared host facts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import attrs
+import pytest
+
+from universal_healer.checks import CheckContext, DiagnosticCheck, FactsCache, run_checks
+from universal_healer.exceptions import CommandTimeoutError, HostUnreachableError
+from universal_healer.hosts import LocalHost
+from universal_healer.model import (
+    Application,
+    CheckCategory,
+    CheckResult,
+    CheckStatus,
+    RiskLevel,
+)
+
+APP = Application(id="app-1", server="local", path="/srv/www/site", stack="php")
+
+
+@attrs.define
+class CountingHost:
+    """The local host, counting how often its facts are gathered."""
+
+    inner: LocalHost = attrs.field(factory=LocalHost)
+    facts_calls: int = 0
+
+    @property
+    def name(self):
+        return self.inner.name
+
+    async def facts(self):
+        self.facts_calls += 1
+        return await self.inner.facts()
+
+    def __getattr__(self, attribute):
+        return getattr(self.inner, attribute)
+
+
+@attrs.define
+class HeldFactsHost(CountingHost):
+    """The local host, whose facts are held back until ``release`` is set."""
+
+    release: asyncio.Event = attrs.field(factory=asyncio.Event)
+
+    async def facts(self):
+        self.facts_calls += 1
+        await self.release.wait()
+        return await self.inner.facts()
+
+
+def make_check(name, behaviour, **attributes):
+    """A check class named ``name`` whose ``run`` is ``behaviour(ctx)``."""
+
+    async def run(self, ctx):
+        return await behaviour(ctx)
+
+    namespace = {
+        "name": name,
+        "category": CheckCategory.SYSTEM,
+        "severity": RiskLevel.MEDIUM,
+        "run": run,
+        **attributes,
+    }
+    return type(f"Check_{name}", (DiagnosticCheck,), namespace)()
+
+
+async def passes(ctx):
+    return ctx.passed("fine")
+
+
+def diagnose(checks, *, host=None, **kwargs):
+    host = host or LocalHost()
+
+    async def main():
+        cache = FactsCache(host)
+
+        def make_context(check):
+            return CheckContext(check=check, host=host, app=APP, stack=None, facts_cache=cache)
+
+        return await run_checks(checks, make_context, **kwargs)
+
+    return asyncio.run(main())
+
+
+class TestConcurrency:
+    @pytest.mark.parametrize(
+        ("limit", "checks", "expected"),
+        [
+            pytest.param(1, 5, 1, id="one-at-a-time"),
+            pytest.param(3, 10, 3, id="three-of-ten"),
+            pytest.param(None, 20, 8, id="default-eight"),
+            pytest.param(4, 2, 2, id="fewer-checks-than-slots"),
+        ],
+    )
+    def test_runner_never_runs_more_checks_at_once_than_the_limit(self, limit, checks, expected):
+        running = 0
+        peak = 0
+
+        async def busy(ctx):
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            for _ in range(10):  # yield often, so every check that may run does
+                await asyncio.sleep(0)
+            running -= 1
+            return ctx.passed("done")
+
+        gate = asyncio.Semaphore(limit) if limit is not None else None
+        results = diagnose([make_check(f"c{i:02d}", busy) for i in range(checks)], limit=gate)
+        assert peak == expected
+        assert [r.status for r in results] == [CheckStatus.PASS] * checks
+
+
+class TestTimeouts:
+    def test_a_check_past_the_default_timeout_is_an_error_naming_the_timeout(self):
+        async def hangs(ctx):
+            await asyncio.Event().wait()
+
+        (result,) = diagnose([make_check("hangs", hangs)], default_timeout=0.05)
+        assert result.status is CheckStatus.ERROR
+        assert result.message == "check timed out after 0.05 s"
+        assert result.details == {"timeout_s": 0.05}
+
+    def test_a_checks_own_timeout_beats_the_default(self):
+        async def hangs(ctx):
+            await asyncio.Event().wait()
+
+        (result,) = diagnose([make_check("hangs", hangs, timeout=0.05)], default_timeout=30)
+        assert result.status is CheckStatus.ERROR
+        assert "0.05 s" in result.message
+
+    def test_a_timed_out_check_does_not_hold_up_the_others(self):
+        async def hangs(ctx):
+            await asyncio.Event().wait()
+
+        results = diagnose(
+            [make_check("a_hangs", hangs), make_check("b_passes", passes)], default_timeout=0.05
+        )
+        assert [(r.check, r.status) for r in results] == [
+            ("a_hangs", CheckStatus.ERROR),
+            ("b_passes", CheckStatus.PASS),
+        ]
+
+    def test_a_command_timeout_inside_a_check_is_an_error_with_its_timeout(self):
+        async def slow_command(ctx):
+            await ctx.host.run(("sleep", "30"), timeout=0.05)
+
+        (result,) = diagnose([make_check("slow", slow_command)])
+        assert result.status is CheckStatus.ERROR
+        assert "'sleep' timed out after 0.05 s" in result.message
+        assert result.details == {"timeout_s": 0.05}
+
+
+class TestCrashes:
+    def test_an_exception_becomes_an_error_with_its_type_and_message(self):
+        async def crashes(ctx):
+            raise ValueError("the config parser choked")
+
+        (result,) = diagnose([make_check("crashy", crashes)])
+        assert result.status is CheckStatus.ERROR
+        assert result.message == "check crashed: ValueError: the config parser choked"
+        assert (result.check, result.category, result.severity) == (
+            "crashy",
+            CheckCategory.SYSTEM,
+            RiskLevel.MEDIUM,
+        )
+
+    def test_a_host_error_becomes_an_error_naming_the_host(self):
+        async def unreachable(ctx):
+            raise HostUnreachableError("web-3", "connection refused")
+
+        (result,) = diagnose([make_check("remote", unreachable)])
+        assert result.status is CheckStatus.ERROR
+        assert result.message == "host error: web-3: connection refused"
+        assert result.details == {"host": "web-3"}
+
+    def test_a_command_timeout_raised_directly_keeps_its_timeout(self):
+        async def times_out(ctx):
+            raise CommandTimeoutError("local", ("du", "-s", "/srv"), 12.0)
+
+        (result,) = diagnose([make_check("du", times_out)])
+        assert result.status is CheckStatus.ERROR
+        assert result.details == {"timeout_s": 12.0}
+
+    @pytest.mark.parametrize(
+        ("returned", "type_name"),
+        [
+            pytest.param(None, "NoneType", id="none"),
+            pytest.param("PASS", "str", id="string"),
+            pytest.param({"status": "PASS"}, "dict", id="dict"),
+        ],
+    )
+    def test_a_check_returning_something_else_than_a_result_is_an_error(self, returned, type_name):
+        async def returns(ctx):
+            return returned
+
+        (result,) = diagnose([make_check("odd", returns)])
+        assert result.status is CheckStatus.ERROR
+        assert result.message == f"check returned {type_name}, not a CheckResult"
+
+    def test_one_crash_does_not_stop_the_other_checks(self):
+        async def crashes(ctx):
+            raise RuntimeError("boom")
+
+        results = diagnose([make_check("a", passes), make_check("b", crashes)])
+        assert [r.status for r in results] == [CheckStatus.PASS, CheckStatus.ERROR]
+
+    def test_a_check_that_never_implemented_run_is_an_error(self):
+        class Unfinished(DiagnosticCheck):
+            name = "unfinished"
+            category = CheckCategory.CONFIGURATION
+            severity = RiskLevel.LOW
+
+        (result,) = diagnose([Unfinished()])
+        assert result.status is CheckStatus.ERROR
+        assert "NotImplementedError" in result.message
+
+
+class TestResults:
+    def test_execution_time_is_recorded(self):
+        async def waits(ctx):
+            await asyncio.sleep(0.02)
+            return ctx.passed("waited")
+
+        (result,) = diagnose([make_check("waits", waits)])
+        assert result.execution_time_ms > 0
+
+    def test_execution_time_is_recorded_for_errors_too(self):
+        async def hangs(ctx):
+            await asyncio.Event().wait()
+
+        (result,) = diagnose([make_check("hangs", hangs)], default_timeout=0.05)
+        assert result.execution_time_ms > 0
+
+    def test_results_are_sorted_by_check_name(self):
+        results = diagnose([make_check(name, passes) for name in ("memory", "cpu", "disk")])
+        assert [r.check for r in results] == ["cpu", "disk", "memory"]
+
+    def test_a_result_carries_the_checks_name_category_and_severity(self):
+        async def warns(ctx):
+            return ctx.warn("getting full", suggested_fix="clean up", used=81)
+
+        (result,) = diagnose([make_check("disk", warns)])
+        assert result == CheckResult(
+            check="disk",
+            category=CheckCategory.SYSTEM,
+            status=CheckStatus.WARN,
+            severity=RiskLevel.MEDIUM,
+            message="getting full",
+            details={"used": 81},
+            suggested_fix="clean up",
+            execution_time_ms=result.execution_time_ms,
+        )
+
+    def test_no_checks_give_no_results(self):
+        assert diagnose([]) == ()
+
+
+class TestFactsCache:
+    def test_facts_are_gathered_once_for_many_checks(self):
+        host = CountingHost()
+
+        async def reads_facts(ctx):
+            facts = await ctx.facts()
+            return ctx.passed(f"{facts.cpu_count} CPUs")
+
+        results = diagnose([make_check(f"c{i}", reads_facts) for i in range(12)], host=host)
+        assert host.facts_calls == 1
+        assert {r.status for r in results} == {CheckStatus.PASS}
+
+    def test_facts_are_not_gathered_when_no_check_asks(self):
+        host = CountingHost()
+        diagnose([make_check("a", passes)], host=host)
+        assert host.facts_calls == 0
+
+    def test_a_check_timing_out_while_waiting_for_facts_does_not_cancel_them(self):
+        """The shared gathering is shielded: one impatient check must not spoil it."""
+        host = HeldFactsHost()
+
+        async def impatient(ctx):
+            return ctx.passed(str(await ctx.facts()))
+
+        async def patient(ctx):
+            host.release.set()
+            return ctx.passed(f"{(await ctx.facts()).cpu_count} CPUs")
+
+        # One at a time, in order: the impatient check starts the gathering and times out.
+        results = diagnose(
+            [make_check("a", impatient, timeout=0.05), make_check("b", patient)],
+            host=host,
+            limit=asyncio.Semaphore(1),
+        )
+        assert [r.status for r in results] == [CheckStatus.ERROR, CheckStatus.PASS]
+        assert host.facts_calls == 1
