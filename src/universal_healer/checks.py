@@ -170,8 +170,8 @@ async def _run_one(
     timeout = check.timeout if getattr(check, "timeout", None) is not None else default_timeout
     started = time.perf_counter()
     try:
-        outcome = await asyncio.wait_for(check.run(make_context(check)), timeout)
-        if not isinstance(outcome, CheckResult):
+        outcome: object = await asyncio.wait_for(check.run(make_context(check)), timeout)
+        if not isinstance(outcome, CheckResult):  # plugins are untyped at runtime
             result = _error_result(
                 check, f"check returned {type(outcome).__name__}, not a CheckResult"
             )

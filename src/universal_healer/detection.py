@@ -76,7 +76,13 @@ def rank(detections: Sequence[Detection], stacks: Mapping[str, StackInfo]) -> tu
     return tuple(
         sorted(
             detections,
-            key=lambda d: (-d.confidence, -_depth(d.stack, stacks), d.stack, d.plugin or ""),
+            key=lambda d: (
+                -d.confidence,
+                -_depth(d.stack, stacks),
+                d.stack,
+                d.plugin or "",
+                d.version or "",
+            ),
         )
     )
 

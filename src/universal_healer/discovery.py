@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from universal_healer.detection import DetectionOutcome, Override, decide
-from universal_healer.hosts.base import Host, ScannedDir
+from universal_healer.hosts.base import FileRead, Host, ScannedDir
 from universal_healer.model import ProbedFile, ProbeFile, SiteProbe
 from universal_healer.plugins import PluginManager
 
@@ -82,7 +82,10 @@ class DiscoveryReport:
 
 
 def _wanted(candidate: ScannedDir, probe_file: ProbeFile) -> bool:
-    """Whether a probe file can exist at all, judging by the root's listing."""
+    """Whether a probe file can exist at all, judging by the root's listing (a truncated
+    listing cannot tell, so everything is read)."""
+    if candidate.truncated:
+        return True
     first, _, rest = probe_file.path.partition("/")
     return (first + "/" in candidate.entries) if rest else (first in candidate.entries)
 
@@ -92,7 +95,7 @@ async def probe_roots(
 ) -> tuple[SiteProbe, ...]:
     """Read every probe file of every candidate, one batch per size cap."""
     by_cap: dict[int, list[str]] = defaultdict(list)
-    plan: list[tuple[ScannedDir, ProbeFile, str | None]] = []
+    plan: list[tuple[ScannedDir, ProbeFile, str | None]] = []  # (root, file, absolute path)
     for candidate in candidates:
         for probe_file in probe_files:
             absolute = os.path.join(candidate.path, probe_file.path)
@@ -101,13 +104,13 @@ async def probe_roots(
                 plan.append((candidate, probe_file, absolute))
             else:
                 plan.append((candidate, probe_file, None))
-    reads = {}
+    reads: dict[str, FileRead] = {}
     for cap, paths in sorted(by_cap.items()):
         reads.update(await host.read_files(paths, max_bytes=cap))
 
     files: dict[str, list[ProbedFile]] = defaultdict(list)
-    for candidate, probe_file, absolute in plan:
-        read = reads.get(absolute) if absolute is not None else None
+    for candidate, probe_file, wanted_path in plan:
+        read = reads.get(wanted_path) if wanted_path is not None else None
         if read is None:
             probed = ProbedFile(path=probe_file.path, error="missing")
         else:

@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -147,12 +147,12 @@ class StackKind(enum.StrEnum):
 # Validators
 
 
-def _unit_interval(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _unit_interval(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{attribute.name} must be within [0, 1], got {value!r}")
 
 
-def _stack_id(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+def _stack_id(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not value or not value.replace("-", "").replace("_", "").isalnum() or not value.islower():
         raise ValueError(
             f"{attribute.name} must be a lowercase id of letters, digits, '-' and '_'; "
@@ -160,25 +160,53 @@ def _stack_id(_: object, attribute: attrs.Attribute[str], value: str) -> None:
         )
 
 
-def _relative_path(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+def _relative_path(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
     parts = value.split("/")
     if not value or value.startswith("/") or ".." in parts or "" in parts:
         raise ValueError(f"{attribute.name} must be a plain relative path, got {value!r}")
 
 
-def _aware(_: object, attribute: attrs.Attribute[dt.datetime | None], value: object) -> None:
+def _aware(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, dt.datetime) and value.utcoffset() is None:
         raise ValueError(f"{attribute.name} must be timezone-aware, got {value!r}")
 
 
-def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name} must not be negative, got {value!r}")
 
 
-def _argv(_: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
+def _argv(_: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
     if not value or not all(isinstance(part, str) for part in value):
         raise ValueError(f"{attribute.name} must be a non-empty tuple of strings")
+
+
+# Typed converters: a bare ``tuple``/``frozenset`` converter leaves mypy unable to solve the
+# element type for callers.
+
+
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _names(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
+def _probed_files(value: Iterable[ProbedFile]) -> tuple[ProbedFile, ...]:
+    return tuple(value)
+
+
+def _steps(value: Iterable[CommandStep]) -> tuple[CommandStep, ...]:
+    return tuple(value)
+
+
+def _planned(value: Iterable[PlannedAction]) -> tuple[PlannedAction, ...]:
+    return tuple(value)
+
+
+def _unhealable(value: Iterable[Unhealable]) -> tuple[Unhealable, ...]:
+    return tuple(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,11 +230,11 @@ class StackInfo:
     display_name: str
     kind: StackKind = StackKind.APP
     parent: str | None = attrs.field(default=None)
-    secret_files: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    secret_files: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     description: str = ""
 
     @parent.validator
-    def _parent_differs(self, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+    def _parent_differs(self, attribute: attrs.Attribute[Any], value: str | None) -> None:
         if value is not None:
             _stack_id(self, attribute, value)
             if value == self.id:
@@ -281,8 +309,8 @@ class SiteProbe:
 
     host: str
     root: str
-    entries: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    files: tuple[ProbedFile, ...] = attrs.field(default=(), converter=tuple)
+    entries: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+    files: tuple[ProbedFile, ...] = attrs.field(default=(), converter=_probed_files)
 
     def has_file(self, name: str) -> bool:
         """Whether ``name`` is a file (or link) directly in the root."""
@@ -349,8 +377,8 @@ class Detection:
     stack: str = attrs.field(validator=_stack_id)
     version: str | None = None
     confidence: float = attrs.field(validator=_unit_interval)
-    evidence: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    claims: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    evidence: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    claims: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     plugin: str | None = None
 
 
@@ -373,7 +401,7 @@ class Application:
     domain: str | None = None
     detection_method: DetectionMethod = DetectionMethod.AUTO
     confidence: float = attrs.field(default=0.0, validator=_unit_interval)
-    evidence: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    evidence: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     health_status: HealthStatus = HealthStatus.UNKNOWN
     health_score: int = 0
     last_health_check: dt.datetime | None = attrs.field(default=None, validator=_aware)
@@ -412,7 +440,7 @@ class CheckResult:
 class CommandStep:
     """One command of a healing action, as an argument vector (never a shell string)."""
 
-    argv: tuple[str, ...] = attrs.field(converter=tuple, validator=_argv)
+    argv: tuple[str, ...] = attrs.field(converter=_strings, validator=_argv)
     description: str = ""
     timeout: float = 120.0
     cwd: str | None = None
@@ -432,7 +460,7 @@ class HealingAction:
     description: str
     risk: RiskLevel
     check: str
-    steps: tuple[CommandStep, ...] = attrs.field(default=(), converter=tuple)
+    steps: tuple[CommandStep, ...] = attrs.field(default=(), converter=_steps)
     requires_backup: bool = False
     estimated_duration_s: float = attrs.field(default=30.0, validator=_non_negative)
 
@@ -458,9 +486,9 @@ class Unhealable:
 class HealingPlan:
     """A diagnosis sorted into what may run now, what waits for a person, and what cannot heal."""
 
-    auto: tuple[PlannedAction, ...] = attrs.field(default=(), converter=tuple)
-    needs_approval: tuple[PlannedAction, ...] = attrs.field(default=(), converter=tuple)
-    cannot_heal: tuple[Unhealable, ...] = attrs.field(default=(), converter=tuple)
+    auto: tuple[PlannedAction, ...] = attrs.field(default=(), converter=_planned)
+    needs_approval: tuple[PlannedAction, ...] = attrs.field(default=(), converter=_planned)
+    cannot_heal: tuple[Unhealable, ...] = attrs.field(default=(), converter=_unhealable)
 
     @property
     def empty(self) -> bool:

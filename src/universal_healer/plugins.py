@@ -311,6 +311,6 @@ def build_plugin_manager(
         )
 
     manager = PluginManager(pm, infos, metrics or default_metrics())
-    for name, err in failures:
-        manager._fail(name, None, err)
+    for name, problem in failures:
+        manager._fail(name, None, problem)
     return manager

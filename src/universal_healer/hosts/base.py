@@ -102,6 +102,7 @@ class ScannedDir:
 
     path: str
     entries: frozenset[str]
+    truncated: bool = False  # the directory had more names than were listed (markers always are)
 
 
 @attrs.frozen(kw_only=True)

@@ -126,18 +126,23 @@ def _walk(
             seen.add(key)
             entries: set[str] = set()
             subdirs: list[str] = []
+            truncated = False
             with os.scandir(path) as listing:
                 for entry in listing:
                     is_dir = entry.is_dir(follow_symlinks=False)
-                    if len(entries) < _MAX_ENTRIES:
+                    if len(entries) < _MAX_ENTRIES or entry.name in markers:
                         entries.add(entry.name + "/" if is_dir else entry.name)
+                    else:
+                        truncated = True
                     if is_dir and entry.name not in prune:
                         subdirs.append(entry.path)
         except OSError as err:
             errors.append(f"{_shown(path)}: {_describe(err)}")
             continue
         if not markers.isdisjoint(entries):
-            candidates.append(ScannedDir(path=path, entries=frozenset(entries)))
+            candidates.append(
+                ScannedDir(path=path, entries=frozenset(entries), truncated=truncated)
+            )
         if depth < max_depth:
             stack.extend((sub, depth + 1) for sub in sorted(subdirs, reverse=True))
 

@@ -1,0 +1,454 @@
+"""The ``healer`` command line: a public contract that scripts rely on (see docs/cli.md).
+
+Exit codes:
+
+====  ======================================================================================
+0     success; for ``diagnose``, every application diagnosed is HEALTHY
+1     an unexpected internal error (a bug: please report it)
+2     usage error: bad options or arguments
+3     partial: some paths, hosts or applications could not be looked at or diagnosed
+4     not found: no application (or plugin) matches what was named
+5     configuration or registry error: bad database URL, database unreachable
+6     ``diagnose``: at least one application is DEGRADED (none CRITICAL)
+7     ``diagnose``: at least one application is CRITICAL
+====  ======================================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from universal_healer import _render
+from universal_healer.checks import FactsCache
+from universal_healer.detection import Override
+from universal_healer.diagnosis import Diagnosis, diagnose
+from universal_healer.discovery import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_SEARCH_PATHS,
+    discover,
+    probe_paths,
+)
+from universal_healer.exceptions import (
+    ApplicationNotFoundError,
+    ConfigurationError,
+    HealerError,
+    RegistryError,
+)
+from universal_healer.hosts.local import LocalHost
+from universal_healer.model import Application, DetectionMethod, HealingMode, HealthStatus
+from universal_healer.plugins import PluginManager, build_plugin_manager
+from universal_healer.registry import Registry, default_database_url, open_registry
+
+__all__ = ["ExitCode", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ExitCode(enum.IntEnum):
+    """The exit codes of ``healer``; see the module docstring."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    PARTIAL = 3
+    NOT_FOUND = 4
+    CONFIG = 5
+    DEGRADED = 6
+    CRITICAL = 7
+
+
+LOCAL_SERVER = "local"
+
+
+class State:
+    """What every command shares: options, consoles and lazily opened services."""
+
+    def __init__(self, db_url: str | None, verbose: int) -> None:
+        self.db_url = db_url
+        self.verbose = verbose
+        self.out = Console(soft_wrap=False, highlight=False)
+        self.err = Console(stderr=True, highlight=False)
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = open_registry(self.db_url)
+        return self._registry
+
+    def plugins(self) -> PluginManager:
+        manager = build_plugin_manager(disabled=self.disabled_plugins())
+        self.registry.sync_plugins(
+            (info.name, info.version or "", info.stacks, info.builtin, info.distribution)
+            for info in manager.plugins()
+        )
+        return manager
+
+    def disabled_plugins(self) -> set[str]:
+        return {name for name, enabled in self.registry.plugin_states().items() if not enabled}
+
+    def close(self) -> None:
+        if self._registry is not None:
+            self._registry.close()
+
+
+def _fail(state: State, code: ExitCode, message: str) -> NoReturn:
+    state.err.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True)
+    raise SystemExit(int(code))
+
+
+def _handle_errors(command: F) -> F:
+    """Translate our exceptions into messages and exit codes at one boundary."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        state: State = click.get_current_context().find_object(State)  # type: ignore[assignment]
+        try:
+            return command(*args, **kwargs)
+        except ApplicationNotFoundError as err:
+            _fail(state, ExitCode.NOT_FOUND, str(err))
+        except (RegistryError, ConfigurationError) as err:
+            _fail(state, ExitCode.CONFIG, str(err))
+        except HealerError as err:
+            _fail(state, ExitCode.INTERNAL, str(err))
+        finally:
+            state.close()
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--db",
+    "db_url",
+    envvar="HEALER_DATABASE_URL",
+    metavar="URL",
+    help="Registry database URL (sqlite:///..., postgresql://..., mysql://...). "
+    "Default: an SQLite file under the user's data directory.",
+)
+@click.option("-v", "--verbose", count=True, help="Show evidence and log details (-vv: debug).")
+@click.version_option(package_name="universal-healer", prog_name="healer")
+@click.pass_context
+def cli(ctx: click.Context, db_url: str | None, verbose: int) -> None:
+    """Find, recognise, diagnose and heal the web applications on your servers."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = State(db_url, verbose)
+
+
+@cli.command("discover")
+@click.argument("paths", nargs=-1)
+@click.option(
+    "--depth",
+    default=DEFAULT_MAX_DEPTH,
+    show_default=True,
+    help="How deep to look below each path.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+@click.pass_obj
+@_handle_errors
+def discover_command(state: State, paths: tuple[str, ...], depth: int, as_json: bool) -> None:
+    """Find applications under PATHS (default: /var/www /srv /opt /home/*/public_html) on this
+    machine, recognise their stacks and record them in the registry."""
+    search = [os.path.abspath(p) for p in paths] if paths else list(DEFAULT_SEARCH_PATHS)
+    manager = state.plugins()
+    host = LocalHost()
+    pins = {
+        app.path: Override(stack=app.stack, version=app.stack_version, method=app.detection_method)
+        for app in state.registry.list_applications(server=LOCAL_SERVER)
+        if app.detection_method is not DetectionMethod.AUTO
+    }
+    report = asyncio.run(discover(host, manager, search, max_depth=depth, overrides=pins))
+    state.registry.ensure_server(LOCAL_SERVER, kind="local")
+    recorded: list[Application] = []
+    for found in report.apps:
+        best = found.outcome.best
+        assert best is not None  # noqa: S101 - discovery only returns recognised roots
+        recorded.append(
+            state.registry.upsert_application(
+                server=LOCAL_SERVER,
+                path=found.root,
+                stack=best.stack,
+                stack_version=best.version,
+                confidence=best.confidence,
+                evidence=found.outcome.evidence,
+            )
+        )
+        manager.metrics.discovered_applications_total.labels(stack=best.stack).inc()
+    if as_json:
+        _emit_json(
+            {
+                "applications": [_render.app_json(app) for app in recorded],
+                "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+                "errors": list(report.errors),
+                "plugin_errors": [str(f) for f in manager.failures],
+            }
+        )
+    else:
+        _render.print_discovery(state.out, report, recorded, verbose=state.verbose > 0)
+        for failure in manager.failures:
+            state.err.print(f"[red]plugin error:[/red] {failure}", highlight=False)
+    if report.errors or manager.failures:
+        raise SystemExit(int(ExitCode.PARTIAL))
+
+
+def _health(value: str | None) -> HealthStatus | None:
+    return HealthStatus(value.upper()) if value else None
+
+
+@cli.command("apps")
+@click.option("--stack", help="Only applications of this stack id (e.g. wordpress).")
+@click.option(
+    "--health",
+    type=click.Choice([h.value for h in HealthStatus], case_sensitive=False),
+    help="Only applications in this health status.",
+)
+@click.option("--server", help="Only applications on this server.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+@click.pass_obj
+@_handle_errors
+def apps_command(
+    state: State, stack: str | None, health: str | None, server: str | None, as_json: bool
+) -> None:
+    """List the applications in the registry."""
+    apps = state.registry.list_applications(server=server, stack=stack, health=_health(health))
+    if as_json:
+        _emit_json([_render.app_json(app) for app in apps])
+    else:
+        _render.print_apps(state.out, apps)
+
+
+async def _diagnose_all(
+    state: State, manager: PluginManager, apps: Sequence[Application], progress: Progress | None
+) -> list[Diagnosis]:
+    host = LocalHost()
+    facts = FactsCache(host)
+    limit = asyncio.Semaphore(8)
+    probes = await probe_paths(host, manager, [app.path for app in apps])
+    task = progress.add_task("diagnosing", total=len(apps)) if progress else None
+
+    async def one(app: Application) -> Diagnosis:
+        result = await diagnose(
+            host, app, manager, probe=probes.get(app.path), facts=facts, limit=limit
+        )
+        if progress is not None and task is not None:
+            progress.advance(task)
+        return result
+
+    return list(await asyncio.gather(*(one(app) for app in apps)))
+
+
+def _run_diagnoses(
+    state: State, manager: PluginManager, apps: Sequence[Application], *, show_progress: bool
+) -> list[Diagnosis]:
+    if not show_progress:
+        return asyncio.run(_diagnose_all(state, manager, apps, None))
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=state.err,
+        transient=True,
+    )
+    with progress:
+        return asyncio.run(_diagnose_all(state, manager, apps, progress))
+
+
+@cli.command("diagnose")
+@click.argument("app_id", required=False)
+@click.option("--all", "all_apps", is_flag=True, help="Diagnose every application.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+@click.pass_obj
+@_handle_errors
+def diagnose_command(state: State, app_id: str | None, all_apps: bool, as_json: bool) -> None:
+    """Run the checks of APP_ID (an id or a unique prefix), or of --all applications, record the
+    results and show the healing plan."""
+    if bool(app_id) == all_apps:
+        raise click.UsageError("give one APP_ID or --all")
+    if all_apps:
+        apps = state.registry.list_applications()
+        if not apps:
+            _fail(state, ExitCode.NOT_FOUND, "no applications yet: run `healer discover` first")
+    else:
+        assert app_id is not None  # noqa: S101 - checked above
+        apps = [state.registry.get_application(app_id)]
+    manager = state.plugins()
+    remote = [app for app in apps if app.server != LOCAL_SERVER]
+    apps = [app for app in apps if app.server == LOCAL_SERVER]
+    show_progress = not as_json and state.err.is_terminal and len(apps) > 1
+    diagnoses = _run_diagnoses(state, manager, apps, show_progress=show_progress)
+    for item in diagnoses:
+        if item.note is None:
+            state.registry.record_diagnosis(
+                item.app.id,
+                item.results,
+                health_score=item.health_score,
+                health_status=item.health_status,
+                at=item.started_at,
+            )
+    if as_json:
+        _emit_json([_render.diagnosis_json(d) for d in diagnoses])
+    else:
+        for item in diagnoses:
+            _render.print_diagnosis(state.out, item)
+        for app in remote:
+            state.err.print(f"skipped {app.id[:8]} on {app.server}: remote hosts need SSH support")
+    raise SystemExit(int(_verdict(diagnoses, partial=bool(remote))))
+
+
+def _verdict(diagnoses: Sequence[Diagnosis], *, partial: bool) -> ExitCode:
+    """The exit code of a diagnosis run: the worst health wins, then partial work."""
+    statuses = {d.health_status for d in diagnoses}
+    if HealthStatus.CRITICAL in statuses:
+        return ExitCode.CRITICAL
+    if HealthStatus.DEGRADED in statuses:
+        return ExitCode.DEGRADED
+    if partial or HealthStatus.UNKNOWN in statuses:
+        return ExitCode.PARTIAL
+    return ExitCode.OK
+
+
+@cli.command("pin")
+@click.argument("app_id")
+@click.argument("stack")
+@click.option("--version", "stack_version", help="Pin the version too (MANUAL).")
+@click.option("--hybrid", is_flag=True, help="Pin only the stack; detection finds the version.")
+@click.pass_obj
+@_handle_errors
+def pin_command(
+    state: State, app_id: str, stack: str, stack_version: str | None, hybrid: bool
+) -> None:
+    """Pin APP_ID to STACK (MANUAL, or HYBRID with --hybrid); discovery then keeps it."""
+    if hybrid and stack_version:
+        raise click.UsageError("--hybrid lets detection find the version; drop --version")
+    app = state.registry.get_application(app_id)
+    method = DetectionMethod.HYBRID if hybrid else DetectionMethod.MANUAL
+    state.registry.set_override(app.id, stack=stack, version=stack_version, method=method)
+    state.registry.audit("cli", "pin", app.id, {"stack": stack, "method": method.value})
+    state.out.print(f"{app.id[:8]} pinned to {stack} ({method.value})")
+
+
+@cli.command("unpin")
+@click.argument("app_id")
+@click.pass_obj
+@_handle_errors
+def unpin_command(state: State, app_id: str) -> None:
+    """Let detection decide APP_ID's stack again (AUTO) from the next discovery."""
+    app = state.registry.get_application(app_id)
+    state.registry.set_override(
+        app.id, stack=app.stack, version=app.stack_version, method=DetectionMethod.AUTO
+    )
+    state.registry.audit("cli", "unpin", app.id, {})
+    state.out.print(f"{app.id[:8]} detection is AUTO again")
+
+
+@cli.command("mode")
+@click.argument("app_id")
+@click.argument("mode", type=click.Choice([m.value for m in HealingMode], case_sensitive=False))
+@click.pass_obj
+@_handle_errors
+def mode_command(state: State, app_id: str, mode: str) -> None:
+    """Set APP_ID's healing mode (MANUAL, SUPERVISED or AUTO)."""
+    app = state.registry.get_application(app_id)
+    state.registry.set_healing_mode(app.id, HealingMode(mode.upper()))
+    state.registry.audit("cli", "set_healing_mode", app.id, {"mode": mode.upper()})
+    state.out.print(f"{app.id[:8]} healing mode is {mode.upper()}")
+
+
+@cli.group("plugins", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+@click.pass_context
+def plugins_group(ctx: click.Context, as_json: bool) -> None:
+    """List the plugins (built-in and installed), with their stacks and load errors."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _list_plugins(as_json)
+
+
+@_handle_errors
+def _list_plugins(as_json: bool) -> None:
+    state: State = click.get_current_context().find_object(State)  # type: ignore[assignment]
+    manager = state.plugins()
+    infos = manager.plugins()
+    if as_json:
+        _emit_json([_render.plugin_json(info) for info in infos])
+    else:
+        _render.print_plugins(state.out, infos)
+    if any(info.error for info in infos):
+        raise SystemExit(int(ExitCode.PARTIAL))
+
+
+def _set_enabled(state: State, name: str, enabled: bool) -> None:
+    known = {info.name for info in build_plugin_manager(disabled=()).plugins()}
+    if name not in known:
+        _fail(state, ExitCode.NOT_FOUND, f"no plugin named {name!r} (see `healer plugins`)")
+    state.registry.set_plugin_enabled(name, enabled)
+    state.registry.audit("cli", "enable_plugin" if enabled else "disable_plugin", name, {})
+    state.out.print(f"plugin {name} {'enabled' if enabled else 'disabled'}")
+
+
+@plugins_group.command("enable")
+@click.argument("name")
+@click.pass_obj
+@_handle_errors
+def plugins_enable(state: State, name: str) -> None:
+    """Enable plugin NAME."""
+    _set_enabled(state, name, True)
+
+
+@plugins_group.command("disable")
+@click.argument("name")
+@click.pass_obj
+@_handle_errors
+def plugins_disable(state: State, name: str) -> None:
+    """Disable plugin NAME (its stacks' applications are kept but not diagnosed)."""
+    _set_enabled(state, name, False)
+
+
+@cli.command("where")
+@click.pass_obj
+def where_command(state: State) -> None:
+    """Print the registry database URL in use (password hidden)."""
+    url = state.db_url or default_database_url()
+    state.out.print(_redact(url))
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the ``healer`` script."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="healer")
+    except SystemExit:
+        raise
+    except Exception:
+        logging.getLogger("universal_healer").exception("internal error")
+        raise SystemExit(int(ExitCode.INTERNAL)) from None
+    raise SystemExit(0)
