@@ -1,0 +1,7 @@
+<?php
+/**
+ * Dashboard Administration Screen
+ */
+
+/** Load WordPress Bootstrap */
+require_once __DIR__ . '/admin.php';
