@@ -92,7 +92,7 @@ def plugin_json(info: PluginInfo) -> dict[str, Any]:
 def _apps_table(apps: Iterable[Application], title: str | None = None) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("ID", "SERVER", "PATH", "STACK", "VERSION", "CONF.", "METHOD", "HEALTH"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column != "PATH")
     for app in apps:
         table.add_row(
             short_id(app.id),
@@ -148,7 +148,7 @@ def print_diagnosis(console: Console, diagnosis: Diagnosis) -> None:
         return
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("CATEGORY", "CHECK", "STATUS", "SEVERITY", "MESSAGE", "MS"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column != "MESSAGE")
     for category in CheckCategory:
         for result in (r for r in diagnosis.results if r.category is category):
             table.add_row(

@@ -49,7 +49,7 @@ from universal_healer.exceptions import (
 from universal_healer.hosts.local import LocalHost
 from universal_healer.model import Application, DetectionMethod, HealingMode, HealthStatus
 from universal_healer.plugins import PluginManager, build_plugin_manager
-from universal_healer.registry import Registry, default_database_url, open_registry
+from universal_healer.registry import Registry, default_database_url, open_registry, redact_url
 
 __all__ = ["ExitCode", "main"]
 
@@ -78,7 +78,9 @@ class State:
     def __init__(self, db_url: str | None, verbose: int) -> None:
         self.db_url = db_url
         self.verbose = verbose
-        self.out = Console(soft_wrap=False, highlight=False)
+        # Piped output keeps whole lines (tools grep it); a terminal gets its own width.
+        width = None if sys.stdout.isatty() else 200
+        self.out = Console(soft_wrap=False, highlight=False, width=width)
         self.err = Console(stderr=True, highlight=False)
         self._registry: Registry | None = None
 
@@ -93,6 +95,7 @@ class State:
         self.registry.sync_plugins(
             (info.name, info.version or "", info.stacks, info.builtin, info.distribution)
             for info in manager.plugins()
+            if info.enabled  # a disabled plugin is not loaded: its stacks are unknown now
         )
         return manager
 
@@ -430,16 +433,7 @@ def plugins_disable(state: State, name: str) -> None:
 def where_command(state: State) -> None:
     """Print the registry database URL in use (password hidden)."""
     url = state.db_url or default_database_url()
-    state.out.print(_redact(url))
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    state.out.print(redact_url(url))
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
