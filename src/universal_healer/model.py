@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
+from universal_healer.hosts.base import Host
+
 __all__ = [
     "Application",
+    "CallableStep",
     "CheckCategory",
     "CheckResult",
     "CheckStatus",
@@ -34,6 +38,7 @@ __all__ = [
     "RiskLevel",
     "SiteProbe",
     "StackInfo",
+    "Step",
     "StackKind",
     "Unhealable",
     "utcnow",
@@ -197,7 +202,7 @@ def _probed_files(value: Iterable[ProbedFile]) -> tuple[ProbedFile, ...]:
     return tuple(value)
 
 
-def _steps(value: Iterable[CommandStep]) -> tuple[CommandStep, ...]:
+def _steps(value: Iterable[Step]) -> tuple[Step, ...]:
     return tuple(value)
 
 
@@ -446,6 +451,21 @@ class CommandStep:
     cwd: str | None = None
 
 
+@attrs.frozen(kw_only=True, eq=False)
+class CallableStep:
+    """A step a command cannot express (talking to a database driver, editing a file with
+    care). ``run(host, app)`` does the work through the host and returns a short, secret-free
+    account of what it did; raising fails the step.
+    """
+
+    description: str
+    run: Callable[[Host, Application], Awaitable[str]] = attrs.field(repr=False)
+    timeout: float = 120.0
+
+
+Step = CommandStep | CallableStep
+
+
 @attrs.frozen(kw_only=True)
 class HealingAction:
     """What a strategy proposes to do about one finding.
@@ -454,15 +474,50 @@ class HealingAction:
     :param risk: the action's own risk, which policy decides on (not the finding's severity).
     :param check: the check whose finding this action answers.
     :param requires_backup: take the app's backup first even when the risk alone would not.
+    :param verify_checks: checks that must pass afterwards; empty means the triggering check.
+    :param touches: root-relative paths the steps change; when the stack has no backup
+        strategy, a file-set backup of exactly these protects the action.
     """
 
     name: str
     description: str
     risk: RiskLevel
     check: str
-    steps: tuple[CommandStep, ...] = attrs.field(default=(), converter=_steps)
+    steps: tuple[Step, ...] = attrs.field(default=(), converter=_steps)
     requires_backup: bool = False
     estimated_duration_s: float = attrs.field(default=30.0, validator=_non_negative)
+    verify_checks: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    touches: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+
+    @property
+    def checks_to_verify(self) -> tuple[str, ...]:
+        """The checks re-run after the steps: ``verify_checks`` or the triggering check."""
+        return self.verify_checks or (self.check,)
+
+    def fingerprint(self, finding: CheckResult) -> str:
+        """A digest binding this exact action to the finding it answers.
+
+        Covers the action's name, risk and every step (argument vectors included) and the
+        finding's check, status and severity; an approval given for one fingerprint does not
+        apply when any of them changed. The finding's message is left out: it carries
+        measurements (a load average) that change from one diagnosis to the next.
+        """
+        steps = [
+            {"argv": list(step.argv), "cwd": step.cwd}
+            if isinstance(step, CommandStep)
+            else {"callable": step.description}
+            for step in self.steps
+        ]
+        payload = {
+            "action": self.name,
+            "risk": self.risk.value,
+            "steps": steps,
+            "check": finding.check,
+            "status": finding.status.value,
+            "severity": finding.severity.value,
+        }
+        canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @attrs.frozen(kw_only=True)

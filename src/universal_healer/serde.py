@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from cattrs.preconf.json import make_converter
 
+from universal_healer.model import CallableStep
+
 __all__ = ["converter", "dumps", "loads", "structure", "unstructure"]
 
 T = TypeVar("T")
@@ -31,6 +33,11 @@ def _structure_datetime(value: Any, _: type) -> dt.datetime:
 converter.register_unstructure_hook(dt.datetime, lambda value: value.isoformat())
 converter.register_structure_hook(dt.datetime, _structure_datetime)
 converter.register_unstructure_hook(frozenset, sorted)
+# A callable step travels as its description: the code itself stays in the plugin.
+converter.register_unstructure_hook(
+    CallableStep,
+    lambda step: {"kind": "callable", "description": step.description, "timeout": step.timeout},
+)
 converter.register_structure_hook_func(
     lambda cls: getattr(cls, "__origin__", None) is Mapping,
     lambda value, _: dict(value) if value is not None else {},
