@@ -12,6 +12,7 @@ from universal_healer.hosts.base import (
     ScanResult,
 )
 from universal_healer.hosts.local import LocalHost
+from universal_healer.hosts.ssh import SSHConfig, SSHHost, TrustedHostKey
 
 __all__ = [
     "CommandResult",
@@ -22,6 +23,9 @@ __all__ = [
     "HostFacts",
     "LocalHost",
     "MountUsage",
+    "SSHConfig",
+    "SSHHost",
     "ScanResult",
     "ScannedDir",
+    "TrustedHostKey",
 ]

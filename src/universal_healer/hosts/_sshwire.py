@@ -1,0 +1,519 @@
+"""What SSHHost sends and how it reads the answers: POSIX sh scripts and pure parsers.
+
+Every remote operation is one command: a fixed script, with all data as positional
+parameters quoted by :func:`shlex.join`. Answers are framed so that no byte of a file or a
+name can break them: NUL-separated records (names cannot hold NUL) or, for file contents, a
+random boundary that a file cannot contain by chance. The parsers rebuild exactly the values
+LocalHost returns, so a scan or a batch of reads is the same on either kind of host.
+
+The scripts need a POSIX ``sh`` and GNU ``find``, ``head``, ``df`` (coreutils, findutils), as
+every mainstream Linux distribution has.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shlex
+import stat
+from collections.abc import Mapping, Sequence
+from glob import has_magic
+
+import attrs
+
+from universal_healer.hosts.base import (
+    DirEntry,
+    FileRead,
+    FileStat,
+    HostFacts,
+    MountUsage,
+    ScannedDir,
+    ScanResult,
+)
+from universal_healer.hosts.local import _BASE_ENV, _MAX_ENTRIES, _PSEUDO_FS
+
+# sshd hands the whole command to the login shell as ONE argument, and Linux caps one argument
+# at 128 KiB (MAX_ARG_STRLEN); read_files splits its paths into batches well below that.
+COMMAND_LIMIT = 128 * 1024
+_BATCH_BUDGET = 96 * 1024
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_RESERVED_ENV_PREFIX = "__healer_"  # the wrapper's own variables
+
+# The wrapper every command runs in. $1: pid token, $2: 1 to cd, $3: directory, then the vector.
+# Its pid (kept by the exec'ed command, leader of its own process group since sshd starts each
+# session with setsid) goes to stderr behind the token. Environment variables come on stdin,
+# "NAME VALUE" with VALUE octal-escaped for printf, ended by an empty line; `read` takes a pipe
+# one byte at a time, so the command then reads the caller's input from the same stdin.
+WRAPPER = r"""printf '%s %s\n' "$1" "$$" >&2
+if [ "$2" = 1 ]; then cd -- "$3" || exit 127; fi
+unset PWD OLDPWD
+while IFS=' ' read -r __healer_k __healer_v; do
+  [ -n "$__healer_k" ] || break
+  __healer_v=$(printf "$__healer_v"; printf x)
+  export "$__healer_k=${__healer_v%x}"
+done
+unset __healer_k __healer_v
+shift 3
+exec "$@"
+"""
+
+# why PATH: print why PATH cannot be opened, ending in ": REASON" (strerror). dash words both
+# ENOENT and ENOTDIR "No such file", so a path below an existing file says so itself.
+_WHY = r"""why() {
+  { true < "$1"; } 2>&1
+  q=$1
+  while :; do
+    case $q in */*) q=${q%/*} ;; *) return ;; esac
+    [ -n "$q" ] || return
+    if [ -e "$q" ]; then [ -d "$q" ] || echo ': Not a directory'; return; fi
+  done
+}
+"""
+
+# Sizes and types of all paths from one find, then each regular file capped by head; every
+# record is closed by a line holding a random boundary. $1 boundary, $2 cap + 1, then paths.
+# test -f before reading: a FIFO must not hang the batch.
+READ_SCRIPT = (
+    _WHY
+    + r"""b=$1 n=$2; shift 2
+find -L "$@" -maxdepth 0 -printf '%Y %s %p\0' 2>/dev/null
+printf '\n%s meta\n' "$b"
+i=0
+for p do
+  if [ -f "$p" ]; then
+    head -c "$n" -- "$p" 2>&1
+    printf '\n%s %s %s\n' "$b" "$i" "$?"
+  elif [ -e "$p" ]; then
+    printf '\n%s %s other\n' "$b" "$i"
+  else
+    why "$p"
+    printf '\n%s %s error\n' "$b" "$i"
+  fi
+  i=$((i + 1))
+done
+"""
+)
+
+STAT_SCRIPT = r"""exec find -P "$1" -maxdepth 0 -printf '%y %m %U %G %s %T@\0'"""
+
+LIST_SCRIPT = (
+    _WHY
+    + r"""if [ -d "$1" ]; then
+  exec find -H "$1" -mindepth 1 -maxdepth 1 -printf '%y %f\0'
+elif [ -e "$1" ]; then
+  printf '%s: Not a directory\n' "$1" >&2
+else
+  why "$1" >&2
+fi
+exit 2
+"""
+)
+
+# FIND is replaced by the find expression. $1 is max_depth + 1, then pairs "glob|path" ROOT.
+_SCAN_SCRIPT = (
+    _WHY
+    + r"""d=$1; shift
+root() {
+  case $1 in /*) ;; *) printf 'R relative\0'; return ;; esac
+  if [ -d "$1" ]; then
+    if cd -P -- "$1" 2>/dev/null; then real=$PWD; else real=$(readlink -f -- "$1"); fi
+    printf 'R ok\0%s\0' "$real"
+    find -P "$real/." -maxdepth "$d" FIND
+    printf 'E\0'
+  elif [ -e "$1" ]; then
+    printf 'R notdir\0'
+  else
+    printf 'R error\0'; why "$1"; printf '\0'
+  fi
+}
+i=0
+while [ $# -gt 0 ]; do
+  if [ "$1" = glob ]; then
+    IFS=''
+    for m in $2; do
+      if [ -e "$m" ] || [ -L "$m" ]; then printf 'M %s\0%s\0' "$i" "$m"; root "$m"; fi
+    done
+    unset IFS
+  else
+    printf 'M %s\0%s\0' "$i" "$2"; root "$2"
+  fi
+  i=$((i + 1)); shift 2
+done
+"""
+)
+_SCAN_FIELDS = " %D %i %d %P\\0"
+
+FACTS_SCRIPT = r"""uname -n; getconf _NPROCESSORS_ONLN; cat /proc/loadavg
+echo @meminfo; cat /proc/meminfo
+echo @df; exec df -a -B1 --output=source,fstype,size,used,avail,itotal,iavail,target 2>/dev/null
+"""
+
+_FILE_TYPES = {
+    "f": stat.S_IFREG, "d": stat.S_IFDIR, "l": stat.S_IFLNK, "p": stat.S_IFIFO,
+    "s": stat.S_IFSOCK, "c": stat.S_IFCHR, "b": stat.S_IFBLK,
+}  # fmt: skip
+
+
+class WireError(Exception):
+    """An answer that does not parse; SSHHost reports it as the host's fault."""
+
+
+def remote_command(token: str, cwd: str | None, vector: Sequence[str]) -> bytes:
+    """The command line sshd runs: the wrapper, in a clean environment, around ``vector``."""
+    if any("\0" in arg for arg in vector) or (cwd is not None and "\0" in cwd):
+        raise ValueError("embedded null byte")
+    remote = (
+        "exec", "env", "-i", *(f"{k}={v}" for k, v in _BASE_ENV.items()),
+        "sh", "-c", WRAPPER, "healer", token, "0" if cwd is None else "1", cwd or "", *vector,
+    )  # fmt: skip
+    # bytes, not str: an argument that is not UTF-8 must arrive as its own bytes.
+    command = shlex.join(remote).encode("utf-8", errors="surrogateescape")
+    if len(command) >= COMMAND_LIMIT:
+        raise ValueError("the command line is longer than sshd can pass on (128 KiB)")
+    return command
+
+
+def encode_env(env: Mapping[str, str] | None) -> bytes:
+    """The stdin header that carries ``env`` to the wrapper (never a command line)."""
+    lines = []
+    for name, value in (env or {}).items():
+        if not _ENV_NAME.match(name) or name.startswith(_RESERVED_ENV_PREFIX):
+            raise ValueError(f"not a usable environment variable name: {name!r}")
+        data = value.encode("utf-8", errors="surrogateescape")
+        if b"\0" in data:
+            raise ValueError(f"environment variable {name} holds a NUL byte")
+        # ASCII letters and digits as they are, every other byte as a 3-digit octal escape:
+        # no quote, backslash, percent sign or newline survives to confuse read or printf.
+        escaped = "".join(chr(b) if chr(b).isalnum() and b < 128 else f"\\{b:03o}" for b in data)
+        lines.append(f"{name} {escaped}\n")
+    return "".join(lines).encode("ascii") + b"\n"
+
+
+def safe(path: str) -> str:
+    """A path that find cannot take for an option or an operator."""
+    return path if not path or path.startswith("/") else "./" + path
+
+
+def describe(message: bytes) -> str:
+    """The reason at the end of a tool's error message, worded as LocalHost words errno."""
+    lines = message.decode("utf-8", errors="replace").strip().splitlines()
+    reason = lines[-1].rsplit(": ", 1)[-1].strip() if lines else "unknown error"
+    words = {
+        "Permission denied": "permission denied",
+        "Operation not permitted": "permission denied",
+        "Too many levels of symbolic links": "too many levels of symbolic links",
+        "Is a directory": "is a directory",
+    }
+    return "missing" if reason.startswith("No such file") else words.get(reason, reason)
+
+
+def os_error(reason: str, path: str) -> OSError:
+    """The OSError that LocalHost would have raised for ``reason``."""
+    codes = {
+        "missing": errno.ENOENT,
+        "permission denied": errno.EACCES,
+        "Not a directory": errno.ENOTDIR,
+        "too many levels of symbolic links": errno.ELOOP,
+    }
+    code = codes.get(reason)
+    return OSError(code, os.strerror(code), path) if code else OSError(reason)
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="surrogateescape")
+
+
+def shown(path: str) -> str:
+    """A path fit for a message: bytes that are not UTF-8 as backslash escapes."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+# -- read_files ---------------------------------------------------------------------------------
+
+
+def batches(paths: Sequence[str]) -> list[list[str]]:
+    """Split paths so that each batch's command line stays well under the argument limit."""
+    found: list[list[str]] = [[]]
+    budget = 0
+    for path in paths:
+        size = len(shlex.quote(path).encode("utf-8", errors="surrogateescape")) + 1
+        if found[-1] and budget + size > _BATCH_BUDGET:
+            found.append([])
+            budget = 0
+        found[-1].append(path)
+        budget += size
+    return [batch for batch in found if batch]
+
+
+def parse_reads(
+    paths: Sequence[str], data: bytes, *, boundary: str, max_bytes: int
+) -> dict[str, FileRead]:
+    """Rebuild each path's FileRead from :data:`READ_SCRIPT`'s answer."""
+    separator = f"\n{boundary} ".encode()
+    meta_end = data.find(separator + b"meta\n")
+    if meta_end < 0:
+        raise WireError("read_files: no metadata section")
+    meta: dict[str, tuple[str, int]] = {}
+    for record in data[:meta_end].split(b"\0")[:-1]:
+        kind_field, size_field, name = record.split(b" ", 2)
+        meta[_decode(name)] = (kind_field.decode(), int(size_field))
+    reads: dict[str, FileRead] = {}
+    pos = meta_end + len(separator) + len(b"meta\n")
+    while (at := data.find(separator, pos)) >= 0:
+        end = data.find(b"\n", at + len(separator))
+        index_field, status = data[at + len(separator) : end].split(b" ")
+        body, pos = data[pos:at], end + 1
+        index = int(index_field)
+        path = paths[index]
+        kind, size = meta.get(safe(path), ("", -1))
+        known = size if size >= 0 else None
+        if status == b"other":
+            error = "a directory" if kind == "d" else "not a regular file"
+            reads[path] = FileRead(path=path, size=known, error=error)
+        elif status == b"0":
+            truncated = len(body) > max_bytes
+            reads[path] = FileRead(
+                path=path, data=body[:max_bytes], size=known, truncated=truncated
+            )
+        else:
+            reads[path] = FileRead(path=path, error=describe(body))
+    if len(reads) != len(paths):
+        raise WireError(f"read_files: {len(reads)} of {len(paths)} files in the answer")
+    return reads
+
+
+# -- stat and list_dir --------------------------------------------------------------------------
+
+
+def parse_stat(path: str, data: bytes) -> FileStat:
+    """A FileStat from :data:`STAT_SCRIPT`'s one record."""
+    fields = _decode(data.rstrip(b"\0")).split(" ", 5)
+    if len(fields) != 6:
+        raise WireError(f"stat: unexpected answer {data[:100]!r}")
+    kind, mode, uid, gid, size, mtime = fields
+    seconds, _, fraction = mtime.partition(".")
+    nanoseconds = int(fraction[:9].ljust(9, "0"))
+    return FileStat(
+        path=path,
+        mode=_FILE_TYPES.get(kind, 0) | int(mode, 8),
+        uid=int(uid),
+        gid=int(gid),
+        size=int(size),
+        mtime=int(seconds) + nanoseconds * 1e-9,  # computed as os.stat computes st_mtime
+        is_dir=kind == "d",
+        is_link=kind == "l",
+    )
+
+
+def parse_listing(data: bytes) -> tuple[DirEntry, ...]:
+    """DirEntries, sorted by name, from :data:`LIST_SCRIPT`'s records."""
+    entries = []
+    for record in data.split(b"\0")[:-1]:
+        kind, _, name = record.partition(b" ")
+        entries.append(DirEntry(name=_decode(name), is_dir=kind == b"d", is_link=kind == b"l"))
+    return tuple(sorted(entries, key=lambda e: e.name))
+
+
+# -- scan ---------------------------------------------------------------------------------------
+
+
+def scan_command(
+    roots: Sequence[str], *, prune: frozenset[str], max_depth: int
+) -> tuple[str, list[str]]:
+    """The script and its arguments that walk every root, one find each.
+
+    Each record is ``TYPE DEV INODE DEPTH RELPATH``. Directories named in ``prune`` print as
+    ``p`` and are not entered; unreadable ones print as ``u`` and are not entered either (the
+    walk reports them). find starts at ``ROOT/.`` so that a root named like a pruned directory
+    is still walked, as LocalHost walks it.
+    """
+    names: list[str] = []
+    for name in sorted(prune):
+        names += ["-o", "-name", re.sub(r"([\\*?\[])", r"\\\1", name)]  # literal, not a glob
+    pruned = ["(", "-type", "d", "(", *names[1:], ")", "-printf", "p" + _SCAN_FIELDS, "-prune", ")"]
+    unreadable = ["(", "-type", "d", "!", "-readable", "-printf", "u" + _SCAN_FIELDS, "-prune", ")"]
+    expression = [
+        *([*pruned, "-o"] if names else []),
+        *unreadable,
+        "-o",
+        "-printf",
+        "%y" + _SCAN_FIELDS,
+    ]
+    script = _SCAN_SCRIPT.replace("FIND", shlex.join(expression))
+    args = [str(max_depth + 1)]
+    for root in roots:
+        args += ["glob" if has_magic(root) else "path", root]
+    return script, args
+
+
+@attrs.define
+class _Root:
+    """One root of a scan as the remote script saw it."""
+
+    given: str
+    status: str = ""
+    detail: bytes = b""
+    records: list[tuple[str, int, int, str]] = attrs.field(factory=list)
+
+
+def _parse_scan(data: bytes) -> dict[int, list[_Root]]:
+    tokens = data.split(b"\0")
+    roots: dict[int, list[_Root]] = {}
+    current: _Root | None = None
+    i = 0
+    while i < len(tokens) - 1:
+        token = tokens[i]
+        i += 1
+        if token.startswith(b"M "):
+            current = _Root(given=_decode(tokens[i]))
+            roots.setdefault(int(token[2:]), []).append(current)
+            i += 1
+        elif current is None or token == b"E":
+            continue
+        elif token.startswith(b"R "):
+            current.status = token[2:].decode()
+            if current.status in ("ok", "error"):
+                current.detail = tokens[i]
+                i += 1
+        else:
+            kind, dev, ino, _depth, rel = token.split(b" ", 4)
+            current.records.append((kind.decode(), int(dev), int(ino), _decode(rel)))
+    return roots
+
+
+def scan_result(
+    roots: Sequence[str],
+    data: bytes,
+    stderr: bytes,
+    *,
+    markers: frozenset[str],
+    prune: frozenset[str],
+    max_depth: int,
+) -> ScanResult:
+    """LocalHost's walk, replayed over the listing the remote finds returned: same candidates,
+    same errors in the same order, same entry cap."""
+    found = _parse_scan(data)
+    walk = _Walk(markers=markers, prune=prune, max_depth=max_depth)
+    for index, root in enumerate(roots):
+        blocks = found.get(index, [])
+        if has_magic(root):
+            blocks = sorted(blocks, key=lambda block: block.given)  # as sorted(glob.glob())
+        for block in blocks:
+            name = shown(block.given)
+            if not os.path.isabs(block.given):
+                walk.errors.append(f"{name}: search paths must be absolute")
+            elif block.status == "error":
+                walk.errors.append(f"{name}: {describe(block.detail)}")
+            elif block.status == "notdir":
+                walk.errors.append(f"{name}: not a directory")
+            elif block.status == "ok":
+                walk.root(block)
+    # Whatever find itself complained about (a directory that vanished, a stat that failed).
+    text = stderr.decode("utf-8", errors="backslashreplace")
+    walk.errors.extend(line for line in text.splitlines() if line.startswith("find: "))
+    walk.candidates.sort(key=lambda c: c.path)
+    return ScanResult(candidates=tuple(walk.candidates), errors=tuple(walk.errors))
+
+
+@attrs.define(kw_only=True)
+class _Walk:
+    markers: frozenset[str]
+    prune: frozenset[str]
+    max_depth: int
+    seen: set[tuple[int, int]] = attrs.field(factory=set)
+    candidates: list[ScannedDir] = attrs.field(factory=list)
+    errors: list[str] = attrs.field(factory=list)
+
+    def root(self, block: _Root) -> None:
+        real = _decode(block.detail)
+        kinds: dict[str, tuple[str, int, int]] = {}
+        children: dict[str, list[tuple[str, str]]] = {}
+        for kind, dev, ino, rel in block.records:
+            kinds[rel] = (kind, dev, ino)
+            if rel:
+                parent, _, name = rel.rpartition("/")
+                children.setdefault(parent, []).append((name, kind))
+        stack: list[tuple[str, int]] = [("", 0)]
+        while stack:
+            rel, depth = stack.pop()
+            path = os.path.join(real, rel) if rel else real
+            if rel not in kinds:
+                self.errors.append(f"{shown(path)}: cannot be read")
+                continue
+            kind, dev, ino = kinds[rel]
+            if (dev, ino) in self.seen:
+                continue
+            self.seen.add((dev, ino))
+            if kind == "u":
+                self.errors.append(f"{shown(path)}: permission denied")
+                continue
+            entries: set[str] = set()
+            subdirs: list[str] = []
+            truncated = False
+            for name, child in children.get(rel, ()):
+                is_dir = child in ("d", "p", "u")
+                if len(entries) < _MAX_ENTRIES or name in self.markers:
+                    entries.add(name + "/" if is_dir else name)
+                else:
+                    truncated = True
+                if is_dir and name not in self.prune:
+                    subdirs.append(name)
+            if not self.markers.isdisjoint(entries):
+                found = ScannedDir(path=path, entries=frozenset(entries), truncated=truncated)
+                self.candidates.append(found)
+            if depth < self.max_depth:
+                stack.extend(
+                    (f"{rel}/{sub}" if rel else sub, depth + 1)
+                    for sub in sorted(subdirs, reverse=True)
+                )
+
+
+# -- facts --------------------------------------------------------------------------------------
+
+
+def parse_facts(data: bytes) -> HostFacts:
+    """HostFacts from :data:`FACTS_SCRIPT`'s answer (mounts filtered as LocalHost filters)."""
+    head, _, rest = _decode(data).partition("@meminfo\n")
+    meminfo, _, df = rest.partition("@df\n")
+    lines = head.splitlines()
+    if len(lines) < 3:
+        raise WireError(f"facts: unexpected answer {data[:200]!r}")
+    load = [float(x) for x in lines[2].split()[:3]]
+    memory = {}
+    for line in meminfo.splitlines():
+        key, _, value = line.partition(":")
+        if value.split():
+            memory[key] = int(value.split()[0]) * 1024
+    return HostFacts(
+        hostname=lines[0].strip(),
+        cpu_count=int(lines[1]) if lines[1].strip().isdigit() else 1,
+        load_average=(load[0], load[1], load[2]),
+        memory_total_bytes=memory.get("MemTotal", 0),
+        memory_available_bytes=memory.get("MemAvailable", 0),
+        mounts=_parse_df(df),
+    )
+
+
+def _parse_df(text: str) -> tuple[MountUsage, ...]:
+    def number(field: str) -> int:
+        return int(field) if field.isdigit() else 0
+
+    mounts: dict[str, MountUsage] = {}
+    for line in text.splitlines()[1:]:
+        fields = line.split(None, 7)
+        if len(fields) < 8 or fields[1] in _PSEUDO_FS or number(fields[2]) == 0:
+            continue
+        device, fstype, size, used, avail, inodes, free_inodes, mountpoint = fields
+        mounts[mountpoint] = MountUsage(
+            mountpoint=mountpoint,
+            fstype=fstype,
+            device=device,
+            total_bytes=number(size),
+            free_bytes=number(avail),
+            used_bytes=number(used),
+            total_inodes=number(inodes),
+            free_inodes=number(free_inodes),
+        )
+    return tuple(sorted(mounts.values(), key=lambda m: m.mountpoint))
