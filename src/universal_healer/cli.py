@@ -17,20 +17,24 @@ Exit codes:
 from __future__ import annotations
 
 import asyncio
-import enum
-import functools
-import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Sequence
+from typing import NoReturn
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from universal_healer import _render
+from universal_healer._cli_common import (
+    LOCAL_SERVER,
+    ExitCode,
+    State,
+    emit_json,
+    fail,
+    handle_errors,
+)
 from universal_healer.checks import FactsCache
 from universal_healer.detection import Override
 from universal_healer.diagnosis import Diagnosis, diagnose
@@ -40,100 +44,12 @@ from universal_healer.discovery import (
     discover,
     probe_paths,
 )
-from universal_healer.exceptions import (
-    ApplicationNotFoundError,
-    ConfigurationError,
-    HealerError,
-    RegistryError,
-)
 from universal_healer.hosts.local import LocalHost
 from universal_healer.model import Application, DetectionMethod, HealingMode, HealthStatus
 from universal_healer.plugins import PluginManager, build_plugin_manager
-from universal_healer.registry import Registry, default_database_url, open_registry, redact_url
+from universal_healer.registry import default_database_url, redact_url
 
-__all__ = ["ExitCode", "main"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class ExitCode(enum.IntEnum):
-    """The exit codes of ``healer``; see the module docstring."""
-
-    OK = 0
-    INTERNAL = 1
-    USAGE = 2
-    PARTIAL = 3
-    NOT_FOUND = 4
-    CONFIG = 5
-    DEGRADED = 6
-    CRITICAL = 7
-
-
-LOCAL_SERVER = "local"
-
-
-class State:
-    """What every command shares: options, consoles and lazily opened services."""
-
-    def __init__(self, db_url: str | None, verbose: int) -> None:
-        self.db_url = db_url
-        self.verbose = verbose
-        # Piped output keeps whole lines (tools grep it); a terminal gets its own width.
-        width = None if sys.stdout.isatty() else 200
-        self.out = Console(soft_wrap=False, highlight=False, width=width)
-        self.err = Console(stderr=True, highlight=False)
-        self._registry: Registry | None = None
-
-    @property
-    def registry(self) -> Registry:
-        if self._registry is None:
-            self._registry = open_registry(self.db_url)
-        return self._registry
-
-    def plugins(self) -> PluginManager:
-        manager = build_plugin_manager(disabled=self.disabled_plugins())
-        self.registry.sync_plugins(
-            (info.name, info.version or "", info.stacks, info.builtin, info.distribution)
-            for info in manager.plugins()
-            if info.enabled  # a disabled plugin is not loaded: its stacks are unknown now
-        )
-        return manager
-
-    def disabled_plugins(self) -> set[str]:
-        return {name for name, enabled in self.registry.plugin_states().items() if not enabled}
-
-    def close(self) -> None:
-        if self._registry is not None:
-            self._registry.close()
-
-
-def _fail(state: State, code: ExitCode, message: str) -> NoReturn:
-    state.err.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True)
-    raise SystemExit(int(code))
-
-
-def _handle_errors(command: F) -> F:
-    """Translate our exceptions into messages and exit codes at one boundary."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        state: State = click.get_current_context().find_object(State)  # type: ignore[assignment]
-        try:
-            return command(*args, **kwargs)
-        except ApplicationNotFoundError as err:
-            _fail(state, ExitCode.NOT_FOUND, str(err))
-        except (RegistryError, ConfigurationError) as err:
-            _fail(state, ExitCode.CONFIG, str(err))
-        except HealerError as err:
-            _fail(state, ExitCode.INTERNAL, str(err))
-        finally:
-            state.close()
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _emit_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
+__all__ = ["ExitCode", "cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -168,7 +84,7 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def discover_command(state: State, paths: tuple[str, ...], depth: int, as_json: bool) -> None:
     """Find applications under PATHS (default: /var/www /srv /opt /home/*/public_html) on this
     machine, recognise their stacks and record them in the registry."""
@@ -198,7 +114,7 @@ def discover_command(state: State, paths: tuple[str, ...], depth: int, as_json: 
         )
         manager.metrics.discovered_applications_total.labels(stack=best.stack).inc()
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "applications": [_render.app_json(app) for app in recorded],
                 "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
@@ -228,14 +144,14 @@ def _health(value: str | None) -> HealthStatus | None:
 @click.option("--server", help="Only applications on this server.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def apps_command(
     state: State, stack: str | None, health: str | None, server: str | None, as_json: bool
 ) -> None:
     """List the applications in the registry."""
     apps = state.registry.list_applications(server=server, stack=stack, health=_health(health))
     if as_json:
-        _emit_json([_render.app_json(app) for app in apps])
+        emit_json([_render.app_json(app) for app in apps])
     else:
         _render.print_apps(state.out, apps)
 
@@ -282,7 +198,7 @@ def _run_diagnoses(
 @click.option("--all", "all_apps", is_flag=True, help="Diagnose every application.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def diagnose_command(state: State, app_id: str | None, all_apps: bool, as_json: bool) -> None:
     """Run the checks of APP_ID (an id or a unique prefix), or of --all applications, record the
     results and show the healing plan."""
@@ -291,7 +207,7 @@ def diagnose_command(state: State, app_id: str | None, all_apps: bool, as_json: 
     if all_apps:
         apps = state.registry.list_applications()
         if not apps:
-            _fail(state, ExitCode.NOT_FOUND, "no applications yet: run `healer discover` first")
+            fail(state, ExitCode.NOT_FOUND, "no applications yet: run `healer discover` first")
     else:
         assert app_id is not None  # noqa: S101 - checked above
         apps = [state.registry.get_application(app_id)]
@@ -310,7 +226,7 @@ def diagnose_command(state: State, app_id: str | None, all_apps: bool, as_json: 
                 at=item.started_at,
             )
     if as_json:
-        _emit_json([_render.diagnosis_json(d) for d in diagnoses])
+        emit_json([_render.diagnosis_json(d) for d in diagnoses])
     else:
         for item in diagnoses:
             _render.print_diagnosis(state.out, item)
@@ -337,7 +253,7 @@ def _verdict(diagnoses: Sequence[Diagnosis], *, partial: bool) -> ExitCode:
 @click.option("--version", "stack_version", help="Pin the version too (MANUAL).")
 @click.option("--hybrid", is_flag=True, help="Pin only the stack; detection finds the version.")
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def pin_command(
     state: State, app_id: str, stack: str, stack_version: str | None, hybrid: bool
 ) -> None:
@@ -354,7 +270,7 @@ def pin_command(
 @cli.command("unpin")
 @click.argument("app_id")
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def unpin_command(state: State, app_id: str) -> None:
     """Let detection decide APP_ID's stack again (AUTO) from the next discovery."""
     app = state.registry.get_application(app_id)
@@ -369,7 +285,7 @@ def unpin_command(state: State, app_id: str) -> None:
 @click.argument("app_id")
 @click.argument("mode", type=click.Choice([m.value for m in HealingMode], case_sensitive=False))
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def mode_command(state: State, app_id: str, mode: str) -> None:
     """Set APP_ID's healing mode (MANUAL, SUPERVISED or AUTO)."""
     app = state.registry.get_application(app_id)
@@ -388,13 +304,13 @@ def plugins_group(ctx: click.Context, as_json: bool) -> None:
     _list_plugins(as_json)
 
 
-@_handle_errors
+@handle_errors
 def _list_plugins(as_json: bool) -> None:
     state: State = click.get_current_context().find_object(State)  # type: ignore[assignment]
     manager = state.plugins()
     infos = manager.plugins()
     if as_json:
-        _emit_json([_render.plugin_json(info) for info in infos])
+        emit_json([_render.plugin_json(info) for info in infos])
     else:
         _render.print_plugins(state.out, infos)
     if any(info.error for info in infos):
@@ -404,7 +320,7 @@ def _list_plugins(as_json: bool) -> None:
 def _set_enabled(state: State, name: str, enabled: bool) -> None:
     known = {info.name for info in build_plugin_manager(disabled=()).plugins()}
     if name not in known:
-        _fail(state, ExitCode.NOT_FOUND, f"no plugin named {name!r} (see `healer plugins`)")
+        fail(state, ExitCode.NOT_FOUND, f"no plugin named {name!r} (see `healer plugins`)")
     state.registry.set_plugin_enabled(name, enabled)
     state.registry.audit("cli", "enable_plugin" if enabled else "disable_plugin", name, {})
     state.out.print(f"plugin {name} {'enabled' if enabled else 'disabled'}")
@@ -413,7 +329,7 @@ def _set_enabled(state: State, name: str, enabled: bool) -> None:
 @plugins_group.command("enable")
 @click.argument("name")
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def plugins_enable(state: State, name: str) -> None:
     """Enable plugin NAME."""
     _set_enabled(state, name, True)
@@ -422,7 +338,7 @@ def plugins_enable(state: State, name: str) -> None:
 @plugins_group.command("disable")
 @click.argument("name")
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def plugins_disable(state: State, name: str) -> None:
     """Disable plugin NAME (its stacks' applications are kept but not diagnosed)."""
     _set_enabled(state, name, False)
