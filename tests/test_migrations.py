@@ -13,7 +13,14 @@ from playhouse.migrate import migrate as run_operations
 
 from _databases import database_servers, database_url  # noqa: F401 - fixtures, used by name
 from universal_healer.exceptions import RegistryError
-from universal_healer.model import CheckCategory, CheckResult, CheckStatus, HealthStatus, RiskLevel
+from universal_healer.model import (
+    CheckCategory,
+    CheckResult,
+    CheckStatus,
+    HealingMode,
+    HealthStatus,
+    RiskLevel,
+)
 from universal_healer.registry import connect_database, open_registry
 from universal_healer.registry.migrations import (
     MIGRATIONS,
@@ -32,6 +39,9 @@ TABLES = {
     "healing_executions",
     "tech_stack_plugins",
     "audit_log",
+    "approvals",
+    "backups",
+    "settings",
 }
 
 
@@ -56,7 +66,8 @@ def _broken(db):
     db.execute_sql("THIS IS NOT SQL")
 
 
-ADD_NOTE = Migration(2, "add a note to servers", _add_note, _drop_note)
+LATEST = MIGRATIONS[-1].version
+ADD_NOTE = Migration(LATEST + 1, "add a note to servers", _add_note, _drop_note)
 
 
 def columns(db, table):
@@ -136,26 +147,138 @@ class TestMigrate:
         assert pending(db, known) == [ADD_NOTE]
         assert migrate(db, known) == [ADD_NOTE]
         assert "note" in columns(db, "servers")
-        assert rollback(db, 1, known) == [ADD_NOTE]
+        assert rollback(db, LATEST, known) == [ADD_NOTE]
         assert "note" not in columns(db, "servers")
-        assert current_version(db) == 1
+        assert current_version(db) == LATEST
 
     def test_a_failing_migration_is_not_recorded(self, db):
-        with pytest.raises(RegistryError, match=r"migration 2 \(broken\) failed"):
-            migrate(db, (*MIGRATIONS, Migration(2, "broken", _broken, _broken)))
-        assert current_version(db) == 1  # the first one stays applied
+        broken = Migration(LATEST + 1, "broken", _broken, _broken)
+        with pytest.raises(RegistryError, match=rf"migration {LATEST + 1} \(broken\) failed"):
+            migrate(db, (*MIGRATIONS, broken))
+        assert current_version(db) == LATEST  # the ones before it stay applied
 
     def test_migrations_must_be_numbered_from_one_without_gaps(self, tmp_path):
         assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
         database = connect_database(f"sqlite:///{tmp_path}/healer.db")
         try:
+            skipping = Migration(LATEST + 2, "skips one", _add_note, _drop_note)
             with pytest.raises(RegistryError, match="without gaps"):
-                migrate(database, (*MIGRATIONS, Migration(3, "skips 2", _add_note, _drop_note)))
+                migrate(database, (*MIGRATIONS, skipping))
             with pytest.raises(ValueError, match="0 or more"):
                 rollback(database, -1)
             assert current_version(database) == 0
         finally:
             database.close()
+
+
+def schema(db):
+    """Every table's columns (name, type, null) and indexes, as the database reports them."""
+    return {
+        table: (
+            sorted((c.name, c.data_type.lower(), bool(c.null)) for c in db.get_columns(table)),
+            sorted((i.name, tuple(i.columns), bool(i.unique)) for i in db.get_indexes(table)),
+        )
+        for table in db.get_tables()
+        if table != "schema_migrations"
+    }
+
+
+V1_AT = dt.datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+V1_STORED = V1_AT.replace(tzinfo=None)  # naive UTC, as version 1 stores it
+
+
+def insert_v1_rows(db):
+    """A server, an application with one result and one execution, written as version 1 did."""
+    row = {"created_at": V1_STORED, "updated_at": V1_STORED}
+    peewee.Table("servers").bind(db).insert(
+        id="s1", name="web1", kind="ssh", address="10.0.0.5", port=22, username="deploy",
+        metadata="{}", **row,
+    ).execute()  # fmt: skip
+    peewee.Table("applications").bind(db).insert(
+        id="a1111111-0000-4000-8000-000000000001", server_id="s1", domain="blog.example",
+        path="/var/www/blog", path_raw=b"/var/www/blog", path_key="k" * 64,
+        tech_stack="wordpress", tech_stack_version="6.4", detection_method="AUTO",
+        detection_confidence=0.9, detection_evidence='["wp-includes"]', health_status="DEGRADED",
+        health_score=70, last_health_check=V1_STORED, last_run_id="r1", healing_mode="SUPERVISED",
+        is_healer_enabled=True, max_healing_attempts=3, healing_cooldown=3600,
+        current_healing_attempts=1, last_healing_attempt=V1_STORED, breaker_state='{"n": 1}',
+        metadata="{}", **row,
+    ).execute()  # fmt: skip
+    peewee.Table("diagnostic_results").bind(db).insert(
+        id="d1", application_id="a1111111-0000-4000-8000-000000000001", check_name="disk",
+        check_category="SYSTEM", status="WARN", severity="MEDIUM", message="85 %",
+        details="{}", suggested_fix=None, execution_time_ms=3, run_id="r1", created_at=V1_STORED,
+    ).execute()  # fmt: skip
+    peewee.Table("healing_executions").bind(db).insert(
+        id="e1111111-0000-4000-8000-000000000001",
+        application_id="a1111111-0000-4000-8000-000000000001", action_name="clear_cache",
+        risk="LOW", status="SUCCEEDED", steps="[]", backup_location=None, rolled_back=False,
+        error=None, started_at=None, finished_at=V1_STORED, triggered_by="cli",
+        created_at=V1_STORED,
+    ).execute()  # fmt: skip
+
+
+class TestMigration2:
+    def test_down_restores_version_1_exactly_and_up_again_restores_version_2(self, db):
+        migrate(db, MIGRATIONS[:1])
+        version_1 = schema(db)
+        migrate(db)
+        version_2 = schema(db)
+        assert set(version_2) - set(version_1) == {"approvals", "backups", "settings"}
+        assert rollback(db, 1) == [MIGRATIONS[1]]
+        assert schema(db) == version_1
+        assert migrate(db) == [MIGRATIONS[1]]
+        assert schema(db) == version_2
+
+    def test_a_rerun_after_a_partial_failure_finishes_the_job(self, db):
+        """MySQL commits each DDL statement: a failed run may leave part of its work done."""
+        migrate(db, MIGRATIONS[:1])
+        version_1 = schema(db)
+        migrate(db)
+        version_2 = schema(db)
+        rollback(db, 1)
+        MIGRATIONS[1].up(db)  # outside the runner: as if the process died before recording it
+        db.execute_sql("DROP TABLE settings")
+        index = peewee.Entity("healing_executions_status")
+        if isinstance(db, peewee.MySQLDatabase):
+            db.execute(
+                peewee.NodeList((peewee.SQL("ALTER TABLE healing_executions DROP KEY"), index))
+            )
+        else:
+            db.execute(peewee.NodeList((peewee.SQL("DROP INDEX"), index)))
+        run_operations(SchemaMigrator.from_database(db).drop_column("servers", "tags"))
+        assert current_version(db) == 1
+        assert migrate(db) == [MIGRATIONS[1]]
+        assert schema(db) == version_2
+        MIGRATIONS[1].down(db)
+        MIGRATIONS[1].down(db)  # again, with everything gone already
+        assert schema(db) == version_1
+
+    def test_upgrading_a_version_1_database_keeps_its_data(self, db, database_url):  # noqa: F811
+        migrate(db, MIGRATIONS[:1])
+        insert_v1_rows(db)
+        db.close()
+        with open_registry(database_url) as registry:
+            app = registry.get_application("a111")
+            assert (app.server, app.path, app.stack, app.stack_version) == (
+                "web1", "/var/www/blog", "wordpress", "6.4",
+            )  # fmt: skip
+            assert (app.health_status, app.health_score) == (HealthStatus.DEGRADED, 70)
+            assert app.last_health_check == V1_AT
+            assert registry.load_breaker_state(app.id).state == {"n": 1}
+            assert [r.message for r in registry.latest_results(app.id)] == ["85 %"]
+            assert registry.recent_statuses(app.id, "disk", 5) == (CheckStatus.WARN,)
+            server = registry.get_server("web1")
+            assert (server.address, server.username, server.tags, server.max_channels) == (
+                "10.0.0.5", "deploy", (), 8,
+            )  # fmt: skip
+            assert not server.trust_on_first_use
+            assert registry.pause_state(app.id) == (False, None)
+            assert registry.heal_lock_holder(app.id) is None
+            [old] = registry.list_executions(app.id)
+            assert (old.action_name, old.check, old.mode, old.started_at) == (
+                "clear_cache", "", HealingMode.MANUAL, V1_AT,
+            )  # fmt: skip
 
 
 class TestSchema:
@@ -180,6 +303,12 @@ class TestSchema:
             ("healing_executions", ("application_id",), False),
             ("tech_stack_plugins", ("name",), True),
             ("audit_log", ("at",), False),
+            ("healing_executions", ("application_id", "check_name", "started_at"), False),
+            ("healing_executions", ("status",), False),
+            ("diagnostic_results", ("application_id", "check_name", "created_at"), False),
+            ("approvals", ("status",), False),
+            ("approvals", ("application_id",), False),
+            ("backups", ("application_id", "created_at"), False),
         }
         actual = {
             (table, tuple(index.columns), bool(index.unique))

@@ -1,24 +1,29 @@
-"""The registry: servers, applications, diagnoses, plugins and the audit log, in one database.
+"""The registry: servers, applications, diagnoses, plugins, the audit log, and the healing
+engine's executions, approvals and backups, in one database.
 
 The database is a URL (an SQLite file by default; PostgreSQL and MySQL for fleets). Open it with
 :func:`open_registry`, which brings the schema up to date; :class:`Registry` is the only code
 that reads or writes it. Schema versions live in :mod:`universal_healer.registry.migrations`.
 """
 
+from universal_healer.registry._controls import PAUSE_KEY
 from universal_healer.registry._database import (
     connect_database,
     default_database_url,
     redact_url,
 )
 from universal_healer.registry._records import AuditEntry, BreakerRecord, PluginInfo, Server
+from universal_healer.registry._servers import TrustedKey
 from universal_healer.registry._store import Registry, open_registry
 
 __all__ = [
+    "PAUSE_KEY",
     "AuditEntry",
     "BreakerRecord",
     "PluginInfo",
     "Registry",
     "Server",
+    "TrustedKey",
     "connect_database",
     "default_database_url",
     "open_registry",

@@ -19,6 +19,10 @@ __all__ = ["RegistryBase"]
 T = TypeVar("T")
 M = TypeVar("M", bound=peewee.Model)
 
+MIN_PREFIX = 4
+"""The shortest id prefix that lookups accept, as git does for abbreviated hashes."""
+_ID_CHARS = frozenset("0123456789abcdef-")
+
 
 @attrs.define
 class RegistryBase:
@@ -87,3 +91,34 @@ class RegistryBase:
 
     def _application_exists(self, app_id: str) -> bool:
         return ApplicationRow.select().where(ApplicationRow.id == app_id).exists(self._db)
+
+    def _require_application(self, app_id: str) -> None:
+        if not self._application_exists(app_id):
+            raise ApplicationNotFoundError(app_id)
+
+    def _matching_ids(self, model: type[peewee.Model], id_or_prefix: str) -> list[str]:
+        """The ids of ``model`` rows equal to ``id_or_prefix``, or else starting with it.
+
+        A prefix needs :data:`MIN_PREFIX` characters and is not case sensitive; one that holds
+        anything but hex digits and dashes (a LIKE wildcard, say) matches nothing.
+        """
+        key: Any = model._meta.primary_key
+        if model.select().where(key == id_or_prefix).exists(self._db):
+            return [id_or_prefix]
+        prefix = id_or_prefix.lower()
+        if len(prefix) < MIN_PREFIX or not _ID_CHARS.issuperset(prefix):
+            return []
+        query = model.select(key).where(key.startswith(prefix))
+        return sorted(getattr(row, key.name) for row in query.bind(self._db))
+
+    def _resolve_id(self, model: type[peewee.Model], id_or_prefix: str, what: str) -> str:
+        """The one id :meth:`_matching_ids` finds, or a RegistryError that says why not."""
+        ids = self._matching_ids(model, id_or_prefix)
+        if len(ids) == 1:
+            return ids[0]
+        if ids:
+            raise RegistryError(
+                f"{what} id {id_or_prefix!r} is ambiguous: it matches {len(ids)} "
+                f"({', '.join(ids)}); give more characters"
+            )
+        raise RegistryError(f"no {what} with id {id_or_prefix!r}")

@@ -11,11 +11,7 @@ from typing import Any
 import attrs
 import peewee
 
-from universal_healer.exceptions import (
-    ApplicationNotFoundError,
-    ConfigurationError,
-    RegistryError,
-)
+from universal_healer.exceptions import ApplicationNotFoundError
 from universal_healer.model import (
     Application,
     CheckResult,
@@ -24,16 +20,18 @@ from universal_healer.model import (
     HealthStatus,
     utcnow,
 )
+from universal_healer.registry._approvals import ApprovalsAndBackups
+from universal_healer.registry._controls import HealingControls
 from universal_healer.registry._database import (
     connect_database,
     default_database_url,
     redact_url,
 )
+from universal_healer.registry._executions import ExecutionHistory
 from universal_healer.registry._plugins import PluginStates
 from universal_healer.registry._records import (
     AuditEntry,
     BreakerRecord,
-    Server,
     application_from_row,
     audit_entry_from_row,
     breaker_record_from_row,
@@ -42,8 +40,8 @@ from universal_healer.registry._records import (
     new_id,
     raw_path,
     require_aware,
-    server_from_row,
 )
+from universal_healer.registry._servers import ServerInventory
 from universal_healer.registry.migrations import migrate
 from universal_healer.registry.models import (
     ApplicationRow,
@@ -53,10 +51,6 @@ from universal_healer.registry.models import (
 )
 
 __all__ = ["Registry", "open_registry"]
-
-SERVER_KINDS = ("local", "ssh")
-_MIN_PREFIX = 4
-_ID_CHARS = frozenset("0123456789abcdef-")
 
 
 def open_registry(url: str | None = None) -> Registry:
@@ -78,78 +72,21 @@ def open_registry(url: str | None = None) -> Registry:
 
 
 @attrs.define
-class Registry(PluginStates):
-    """Servers, applications, diagnoses, plugins and the audit log, kept in one database.
+class Registry(
+    ServerInventory, HealingControls, ExecutionHistory, ApprovalsAndBackups, PluginStates
+):
+    """Servers, applications, diagnoses, plugins and the audit log, kept in one database;
+    and what healing needs: executions, approvals, backups, pauses, locks and secrets.
 
     Get one with :func:`open_registry` and close it when done (or use it as a context
     manager). Methods that take ``app_id`` want an exact id (resolve a prefix with
     :meth:`get_application` first) and raise :class:`ApplicationNotFoundError` for an unknown
     one. Every datetime in and out is aware UTC. Database failures raise :class:`RegistryError`.
+
+    The methods are grouped by concern in mixins: servers (``_servers.py``), pause, heal lock,
+    settings and secrets (``_controls.py``), executions and check history
+    (``_executions.py``), approvals and backups (``_approvals.py``), plugins (``_plugins.py``).
     """
-
-    # ----------------------------------------------------------------------------------------
-    # Servers
-
-    def ensure_server(
-        self,
-        name: str,
-        *,
-        kind: str = "local",
-        address: str | None = None,
-        port: int | None = None,
-        username: str | None = None,
-    ) -> str:
-        """Make sure a server called ``name`` exists with these settings; return its id.
-
-        An existing server keeps its id and takes the settings given (the inventory wins).
-
-        :raises ConfigurationError: when ``kind`` is not ``"local"`` or ``"ssh"``.
-        """
-        if kind not in SERVER_KINDS:
-            raise ConfigurationError(f"server kind must be one of {SERVER_KINDS}, got {kind!r}")
-        settings = {"kind": kind, "address": address, "port": port, "username": username}
-
-        def ensure() -> str:
-            now = utcnow()
-            row = self._one(ServerRow.select().where(ServerRow.name == name))
-            if row is None:
-                server_id = new_id()
-                ServerRow.insert(
-                    id=server_id, name=name, metadata={}, created_at=now, updated_at=now, **settings
-                ).execute(self._db)
-                return server_id
-            if {key: getattr(row, key) for key in settings} != settings:
-                ServerRow.update(updated_at=now, **settings).where(ServerRow.id == row.id).execute(
-                    self._db
-                )
-            return row.id
-
-        with self._guard(f"recording server {name!r}"):
-            return self._retrying(ensure)
-
-    def get_server_name(self, server_id: str) -> str:
-        """The name of the server with id ``server_id``.
-
-        :raises RegistryError: when there is none.
-        """
-        with self._guard("reading a server"):
-            row = self._one(ServerRow.select(ServerRow.name).where(ServerRow.id == server_id))
-        if row is None:
-            raise RegistryError(f"no server with id {server_id!r}")
-        return row.name
-
-    def list_servers(self) -> list[Server]:
-        """Every server, by name."""
-        with self._guard("listing servers"):
-            rows = list(ServerRow.select().bind(self._db))
-        # Sorted here rather than in SQL: the three databases collate text differently.
-        return sorted(map(server_from_row, rows), key=lambda server: server.name)
-
-    def _server_id(self, name: str) -> str:
-        row = self._one(ServerRow.select(ServerRow.id).where(ServerRow.name == name))
-        if row is None:
-            raise RegistryError(f"no server called {name!r}: record it with ensure_server first")
-        return row.id
 
     # ----------------------------------------------------------------------------------------
     # Applications
@@ -253,16 +190,7 @@ class Registry(PluginStates):
             does (their ids are in ``matches``).
         """
         with self._guard("reading an application"):
-            row = self._one(self._rows().where(ApplicationRow.id == id_or_prefix))
-            if row is not None:
-                return application_from_row(row)
-            prefix = id_or_prefix.lower()
-            if len(prefix) < _MIN_PREFIX or not _ID_CHARS.issuperset(prefix):
-                raise ApplicationNotFoundError(id_or_prefix)
-            query = ApplicationRow.select(ApplicationRow.id).where(
-                ApplicationRow.id.startswith(prefix)
-            )
-            ids = sorted(row.id for row in query.bind(self._db))
+            ids = self._matching_ids(ApplicationRow, id_or_prefix)
             if len(ids) != 1:
                 raise ApplicationNotFoundError(id_or_prefix, matches=ids)
             return self._get_exact(ids[0])

@@ -9,15 +9,19 @@ The database records what it has applied in ``schema_migrations`` (version, name
 
     MIGRATIONS = (
         Migration(1, "create the registry tables", _create_v1, _drop_v1),
-        Migration(2, "record healing output", _add_healing_output, _drop_healing_output),
+        ...,
+        Migration(3, "record healing output", _add_healing_output, _drop_healing_output),
     )
 
 and change :mod:`~universal_healer.registry.models` to match (a test compares the two). A
 migration never imports those models: it describes the tables as they were at its version, so
-migration 1 still builds version 1 once later migrations have moved on.
+migration 1 still builds version 1 once later migrations have moved on. A long migration lives
+in a module of its own (``_migration_2.py``).
 
 Each migration runs in its own transaction together with its ``schema_migrations`` row. MySQL
-commits implicitly around DDL, so there a failed migration can leave part of its work behind.
+commits implicitly around DDL, so there a failed migration can leave part of its work behind:
+write ``up`` and ``down`` so that running them again finishes the job (``_migration_2`` shows
+how: look before each step, one ALTER per table).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import peewee
 
 from universal_healer.exceptions import RegistryError
 from universal_healer.model import utcnow
+from universal_healer.registry import _migration_2
 from universal_healer.registry.models import DisplayTextField, JSONTextField, UTCDateTimeField
 
 __all__ = [
@@ -252,6 +257,9 @@ def _drop_v1(db: peewee.Database) -> None:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the registry tables", _create_v1, _drop_v1),
+    Migration(
+        2, "add healing, approvals, backups and SSH inventory", _migration_2.up, _migration_2.down
+    ),
 )
 """Every migration this code knows, oldest first. Append; never reorder or edit a released one."""
 

@@ -23,12 +23,15 @@ from universal_healer import serde
 __all__ = [
     "MODELS",
     "ApplicationRow",
+    "ApprovalRow",
     "AuditLogRow",
+    "BackupRow",
     "DiagnosticResultRow",
     "DisplayTextField",
     "HealingExecutionRow",
     "JSONTextField",
     "ServerRow",
+    "SettingRow",
     "TechStackPluginRow",
     "UTCDateTimeField",
     "display_text",
@@ -147,6 +150,16 @@ class ServerRow(_Row):
     metadata = JSONTextField()
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
+    client_keys = JSONTextField(default=list)
+    known_hosts = DisplayTextField(null=True)
+    password_encrypted = peewee.TextField(null=True)  # a SecretBox token
+    jump = peewee.CharField(255, null=True)  # another server's name
+    search_paths = JSONTextField(default=list)
+    tags = JSONTextField(default=list)
+    trust_on_first_use = peewee.BooleanField(default=False)
+    max_channels = peewee.IntegerField(default=8)
+    trusted_host_key = peewee.TextField(null=True)  # "<key type> <fingerprint>"
+    trusted_at = UTCDateTimeField(null=True)
 
     class Meta:
         table_name = "servers"
@@ -184,6 +197,11 @@ class ApplicationRow(_Row):
     metadata = JSONTextField()
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
+    paused = peewee.BooleanField(default=False)
+    pause_info = JSONTextField(null=True)  # {"paused", "by", "at", "reason"} of the last change
+    heal_lock = peewee.CharField(36, null=True)  # the id of the execution holding it
+    heal_locked_at = UTCDateTimeField(null=True)
+    secrets_encrypted = peewee.TextField(null=True)  # a SecretBox token
 
     class Meta:
         table_name = "applications"
@@ -212,12 +230,18 @@ class DiagnosticResultRow(_Row):
 
 
 class HealingExecutionRow(_Row):
-    """One healing action as it was carried out (``healing_executions``)."""
+    """One healing action as it was carried out (``healing_executions``).
+
+    ``backup_id`` names a row of ``backups`` without a foreign key: backups also name their
+    execution, and either may be recorded first.
+    """
 
     id = peewee.CharField(36, primary_key=True)
     application = peewee.ForeignKeyField(
         ApplicationRow, column_name="application_id", on_delete="CASCADE"
     )
+    if TYPE_CHECKING:
+        application_id: str  # peewee's accessor for the key's own value
     action_name = peewee.CharField(255)
     risk = peewee.CharField(16)
     status = peewee.CharField(32)
@@ -229,9 +253,77 @@ class HealingExecutionRow(_Row):
     finished_at = UTCDateTimeField(null=True)
     triggered_by = peewee.CharField(255)
     created_at = UTCDateTimeField()
+    check_name = peewee.CharField(255, default="")
+    fingerprint = peewee.CharField(64, default="")
+    mode = peewee.CharField(16, default="MANUAL")
+    backup_id = peewee.CharField(36, null=True)
+    process = DisplayTextField(null=True)  # "hostname:pid"
+    action = JSONTextField(default=dict)
 
     class Meta:
         table_name = "healing_executions"
+
+
+class ApprovalRow(_Row):
+    """A person's permission for one exact action on one finding (``approvals``)."""
+
+    id = peewee.CharField(36, primary_key=True)
+    application = peewee.ForeignKeyField(
+        ApplicationRow, column_name="application_id", on_delete="CASCADE"
+    )
+    if TYPE_CHECKING:
+        application_id: str  # peewee's accessor for the key's own value
+    action_name = peewee.CharField(255)
+    check_name = peewee.CharField(255)
+    risk = peewee.CharField(16)
+    fingerprint = peewee.CharField(64)
+    status = peewee.CharField(16)
+    requested_at = UTCDateTimeField()
+    requested_by = peewee.CharField(255)
+    expires_at = UTCDateTimeField()
+    decided_at = UTCDateTimeField(null=True)
+    decided_by = peewee.CharField(255, null=True)
+    execution_id = peewee.CharField(36, null=True)
+    action = JSONTextField()
+
+    class Meta:
+        table_name = "approvals"
+
+
+class BackupRow(_Row):
+    """A backup taken before a healing action (``backups``)."""
+
+    id = peewee.CharField(36, primary_key=True)
+    application = peewee.ForeignKeyField(
+        ApplicationRow, column_name="application_id", on_delete="CASCADE"
+    )
+    if TYPE_CHECKING:
+        application_id: str  # peewee's accessor for the key's own value
+    execution_id = peewee.CharField(36, null=True)
+    strategy = peewee.CharField(255)
+    host = peewee.CharField(255)
+    location = peewee.TextField()  # exact: a restore reads it back
+    size_bytes = peewee.BigIntegerField()
+    sha256 = peewee.CharField(64)
+    includes = JSONTextField()
+    created_at = UTCDateTimeField()
+    restored_at = UTCDateTimeField(null=True)
+    pruned_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "backups"
+
+
+class SettingRow(_Row):
+    """One fleet-wide setting, such as the global pause (``settings``)."""
+
+    key = peewee.CharField(100, primary_key=True)
+    value = JSONTextField()
+    updated_at = UTCDateTimeField()
+    updated_by = peewee.CharField(255)
+
+    class Meta:
+        table_name = "settings"
 
 
 class TechStackPluginRow(_Row):
@@ -273,5 +365,8 @@ MODELS: tuple[type[peewee.Model], ...] = (
     HealingExecutionRow,
     TechStackPluginRow,
     AuditLogRow,
+    ApprovalRow,
+    BackupRow,
+    SettingRow,
 )
 """Every table the migrations create, parents before children."""
