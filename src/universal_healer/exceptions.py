@@ -130,7 +130,26 @@ class StrategyError(HealerError):
 
 
 class BackupError(HealerError):
-    """A backup could not be taken, verified or restored."""
+    """A backup could not be taken, verified, restored or removed.
+
+    :param reason: what went wrong, for a person.
+    :param host: the host it happened on, when there is one.
+    :param location: the artifact or directory concerned, when there is one.
+    """
+
+    def __init__(
+        self, reason: str, *, host: str | None = None, location: str | None = None
+    ) -> None:
+        self.reason = reason
+        self.host = host
+        self.location = location
+        shown = (
+            location.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            if location
+            else None
+        )
+        where = f" [{shown}]" if shown else ""
+        super().__init__(f"{host}: {reason}{where}" if host else f"{reason}{where}")
 
 
 class BreakerOpenError(HealerError):
