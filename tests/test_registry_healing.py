@@ -424,3 +424,13 @@ class TestCheckHistory:
         assert registry.recent_statuses(app_id, "disk_space", 0) == ()
         with pytest.raises(ValueError, match="limit"):
             registry.recent_statuses(app_id, "disk_space", -1)
+
+
+class TestAppMetadata:
+    def test_metadata_changes_merge_and_none_removes_a_key(self, registry, app_id):
+        registry.set_app_metadata(app_id, {"cache_dirs": ["var/cache"], "owner": "ops"})
+        registry.set_app_metadata(app_id, {"owner": None, "team": "web"})
+        assert dict(registry.get_application(app_id).metadata) == {
+            "cache_dirs": ["var/cache"],
+            "team": "web",
+        }

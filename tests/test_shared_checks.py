@@ -160,8 +160,11 @@ class TestTheSharedPlugin:
         stack = StackInfo(id="mysql", display_name="MySQL", kind=kind)
         assert list(shared.healer_get_checks(stack=stack)) == []
 
-    def test_no_shared_strategy_is_offered_yet(self):
-        assert list(shared.healer_get_strategies(stack=WORDPRESS)) == []
+    def test_app_stacks_get_the_shared_strategies_and_databases_none(self):
+        names = sorted(s.name for s in shared.healer_get_strategies(stack=WORDPRESS))
+        assert names == ["clear_cache_dirs", "restrict_secret_files"]
+        database = StackInfo(id="mysql", display_name="MySQL", kind=StackKind.DATABASE)
+        assert list(shared.healer_get_strategies(stack=database)) == []
 
     def test_the_plugin_declares_no_stack(self):
         assert not hasattr(shared, "healer_stacks")

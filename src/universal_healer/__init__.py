@@ -6,8 +6,8 @@ database, no metrics registry. Start with :func:`build_plugin_manager`, :func:`d
 :func:`diagnose`; plugin authors need :data:`hookimpl` and the value objects.
 """
 
-from universal_healer.backup import BackupStrategy
 from universal_healer import breaker, policy
+from universal_healer.backup import BackupStrategy
 from universal_healer.breaker import BreakerPolicy, BreakerState, BreakerStatus, Outcome
 from universal_healer.checks import CheckContext, DiagnosticCheck, FactsCache, run_checks
 from universal_healer.detection import DetectionOutcome, Override

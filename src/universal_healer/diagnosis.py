@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import attrs
 
@@ -106,6 +106,7 @@ async def diagnose(
     default_timeout: float = DEFAULT_TIMEOUT_S,
     mode: HealingMode | None = None,
     metrics: Metrics | None = None,
+    only: Collection[str] | None = None,
 ) -> Diagnosis:
     """Run every check that applies to ``app`` on ``host`` and plan the healing.
 
@@ -113,6 +114,7 @@ async def diagnose(
         gathered once.
     :param limit: share one per host to bound concurrent checks on it.
     :param mode: the healing mode to plan for; the application's own by default.
+    :param only: run just the checks with these names (a heal's verification).
 
     Never raises for what a check or plugin does. An application whose stack no enabled
     plugin provides is kept and reported, not diagnosed.
@@ -137,6 +139,8 @@ async def diagnose(
         )
 
     checks = manager.checks_for(app.stack)
+    if only is not None:
+        checks = tuple(check for check in checks if check.name in only)
     shared_facts = facts or FactsCache(host)
 
     def make_context(check: DiagnosticCheck) -> CheckContext:

@@ -38,8 +38,8 @@ __all__ = [
     "RiskLevel",
     "SiteProbe",
     "StackInfo",
-    "Step",
     "StackKind",
+    "Step",
     "Unhealable",
     "utcnow",
 ]

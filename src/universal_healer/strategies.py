@@ -13,7 +13,8 @@ the finding is HIGH)::
             return HealingAction(
                 name="clear_cache", description="Empty the cache directory",
                 risk=RiskLevel.LOW, check=result.check,
-                steps=[CommandStep(argv=("find", app.path + "/cache", "-mindepth", "1", "-delete"))],
+                steps=[CommandStep(argv=("find", f"{app.path}/cache", "-mindepth", "1",
+                                         "-delete"))],
             )
 """
 

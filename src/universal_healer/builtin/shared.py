@@ -1,13 +1,14 @@
-"""The shared checks as a built-in plugin, written exactly like an external one.
+"""The shared checks and strategies as a built-in plugin, written exactly like an external one.
 
-Every application stack (kind ``app``) gets the checks of
-:mod:`universal_healer.builtin.checks`; databases and services get none of them. This plugin
-declares no stack of its own.
+Every application stack (kind ``app``) gets the checks of :mod:`universal_healer.builtin.checks`
+and the strategies of :mod:`universal_healer.builtin.strategies`; databases and services get
+none of them. This plugin declares no stack of its own.
 """
 
 from __future__ import annotations
 
 from universal_healer.builtin.checks import SHARED_CHECKS
+from universal_healer.builtin.strategies import SHARED_STRATEGIES
 from universal_healer.checks import DiagnosticCheck
 from universal_healer.hookspecs import hookimpl
 from universal_healer.model import StackInfo, StackKind
@@ -26,5 +27,7 @@ def healer_get_checks(stack: StackInfo) -> list[DiagnosticCheck]:
 
 @hookimpl
 def healer_get_strategies(stack: StackInfo) -> list[HealingStrategy]:
-    """No shared strategy yet: every shared finding needs a person's judgement."""
-    return []
+    """The shared strategies, for application stacks only."""
+    if stack.kind is not StackKind.APP:
+        return []
+    return [strategy() for strategy in SHARED_STRATEGIES]

@@ -239,6 +239,21 @@ class Registry(
         with self._guard("setting a healing mode"), self._db.atomic():
             self._update_application(app_id, healing_mode=mode.value)
 
+    def set_app_metadata(self, app_id: str, changes: Mapping[str, Any]) -> None:
+        """Merge ``changes`` into the application's metadata (a key set to None is removed).
+
+        Metadata holds operator settings plugins read, such as ``cache_dirs``; never secrets
+        (those go through :meth:`set_app_secrets`, encrypted).
+        """
+        with self._guard("setting application metadata"), self._db.atomic():
+            current = dict(self._get_exact(app_id).metadata)
+            for key, value in changes.items():
+                if value is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = value
+            self._update_application(app_id, metadata=current)
+
     # ----------------------------------------------------------------------------------------
     # Diagnoses
 
