@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, typecheck, docs, core_imports and the demo.
+"""Sessions: tests, lint, typecheck, docs, core_imports, the demo and the benchmark.
 
 Run ``nox -l`` to list them. Each installs what it needs into its own virtualenv.
 """
@@ -77,6 +77,16 @@ def demo(session: nox.Session) -> None:
     paths = [str(ROOT / "examples" / "apps"), *session.posargs]
     session.run("healer", "discover", *paths, success_codes=[0, 3])
     session.run("healer", "diagnose", "--all", success_codes=[0, 3, 6, 7])
+
+
+@nox.session
+def benchmark(session: nox.Session) -> None:
+    """Discover and diagnose 20 hosts x 50 apps over real sshd servers on loopback, and run the
+    same probe commands with Ansible (forks = hosts); prints the figures. Not a test. Sizes go
+    after ``--``: ``nox -s benchmark -- --hosts 5 --apps 20``."""
+    # pytest: the benchmark starts its servers with the test suite's helper (tests/sshfleet.py).
+    session.install("-e", ".", "pytest", "ansible-core")
+    session.run("python", "benchmarks/fleet.py", *session.posargs)
 
 
 def _editable(paths: list[str]) -> list[str]:

@@ -713,6 +713,23 @@ class TestTrust:
         assert later == []
         assert known_hosts.read_text() == web1.known_hosts_line + "\n"
 
+    def test_a_first_use_the_registry_refuses_never_reaches_known_hosts(
+        self, fleet, web1, tmp_path
+    ):
+        """The registry already trusts another key for this server: refused, and the offered
+        key is not written down for the next run to accept silently."""
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text("")
+        config = fleet.config_for(web1, known_hosts=str(known_hosts), trust_on_first_use=True)
+
+        def refuse(key):
+            raise RuntimeError("the registry trusts another key for this server")
+
+        with pytest.raises(AuthenticationError) as caught:
+            asyncio.run(SSHHost(config, on_first_use=refuse).run(("true",)))
+        assert "was not trusted: the registry trusts another key" in str(caught.value)
+        assert known_hosts.read_text() == ""
+
     def test_a_key_the_server_does_not_accept_is_refused(self, fleet, web1, tmp_path):
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")],
