@@ -46,6 +46,9 @@ class ExitCode(enum.IntEnum):
     CONFIG = 5
     DEGRADED = 6
     CRITICAL = 7
+    HEAL_FAILED = 8
+    ROLLBACK_FAILED = 9
+    REFUSED = 10
 
 
 LOCAL_SERVER = "local"

@@ -11,6 +11,10 @@ Exit codes:
 5     configuration or registry error: bad database URL, database unreachable
 6     ``diagnose``: at least one application is DEGRADED (none CRITICAL)
 7     ``diagnose``: at least one application is CRITICAL
+8     ``heal``: an action failed (rolled back where a backup existed: the app is as before)
+9     ``heal``/``rollback``: restoring a backup failed, or a heal was interrupted: the
+      application may be half-changed and needs a person now
+10    ``heal``: an action was refused (circuit breaker open, no backup, another heal running)
 ====  ======================================================================================
 """
 
@@ -24,9 +28,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from universal_healer import _render
+from universal_healer import _cli_heal, _render
 from universal_healer._cli_common import (
     LOCAL_SERVER,
     ExitCode,
@@ -35,18 +38,22 @@ from universal_healer._cli_common import (
     fail,
     handle_errors,
 )
-from universal_healer.checks import FactsCache
-from universal_healer.detection import Override
-from universal_healer.diagnosis import Diagnosis, diagnose
-from universal_healer.discovery import (
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_SEARCH_PATHS,
-    discover,
-    probe_paths,
+from universal_healer._cli_fleet import (
+    diagnose_apps,
+    discover_servers,
+    failure_json,
+    record_discovery,
+    resolve_servers,
+    unreachable_json,
 )
+from universal_healer._cli_servers import servers_group
+from universal_healer.detection import Override
+from universal_healer.diagnosis import Diagnosis
+from universal_healer.discovery import DEFAULT_MAX_DEPTH, DEFAULT_SEARCH_PATHS, discover
+from universal_healer.fleet import DEFAULT_CONNECT_TIMEOUT_S
 from universal_healer.hosts.local import LocalHost
-from universal_healer.model import Application, DetectionMethod, HealingMode, HealthStatus
-from universal_healer.plugins import PluginManager, build_plugin_manager
+from universal_healer.model import DetectionMethod, HealingMode, HealthStatus
+from universal_healer.plugins import build_plugin_manager
 from universal_healer.registry import default_database_url, redact_url
 
 __all__ = ["ExitCode", "cli", "main"]
@@ -77,17 +84,95 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int) -> None:
 @cli.command("discover")
 @click.argument("paths", nargs=-1)
 @click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    metavar="NAME",
+    help="Discover on this server of the inventory (repeatable).",
+)
+@click.option("--all-servers", is_flag=True, help="Discover on every SSH server of the inventory.")
+@click.option(
     "--depth",
     default=DEFAULT_MAX_DEPTH,
     show_default=True,
     help="How deep to look below each path.",
 )
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_CONNECT_TIMEOUT_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up on a server that does not let us in within this time.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 @click.pass_obj
 @handle_errors
-def discover_command(state: State, paths: tuple[str, ...], depth: int, as_json: bool) -> None:
+def discover_command(
+    state: State,
+    *,
+    paths: tuple[str, ...],
+    servers: tuple[str, ...],
+    all_servers: bool,
+    depth: int,
+    connect_timeout: float,
+    as_json: bool,
+) -> None:
     """Find applications under PATHS (default: /var/www /srv /opt /home/*/public_html) on this
-    machine, recognise their stacks and record them in the registry."""
+    machine, or on --server NAME / --all-servers at once, recognise their stacks and record
+    them in the registry."""
+    if servers and all_servers:
+        raise click.UsageError("give --server NAME or --all-servers, not both")
+    if not (servers or all_servers):
+        _discover_here(state, paths, depth, as_json)
+        return
+    if any(not path.startswith("/") for path in paths):
+        raise click.UsageError("paths on servers must be absolute")
+    names = resolve_servers(state, servers, every_ssh_server=all_servers)
+    if not names:
+        fail(state, ExitCode.NOT_FOUND, "no SSH servers yet: add one with `healer servers add`")
+    manager = state.plugins()
+    run = discover_servers(
+        state,
+        manager,
+        names,
+        paths=list(paths) or None,
+        depth=depth,
+        connect_timeout=connect_timeout,
+        show_progress=not as_json,
+    )
+    errors = [f"{name}: {error}" for name, report in run.reports.items() for error in report.errors]
+    if as_json:
+        emit_json(
+            {
+                "applications": [
+                    _render.app_json(app) for apps in run.recorded.values() for app in apps
+                ],
+                "skipped": [
+                    {"server": name, "path": s.path, "reason": s.reason}
+                    for name, report in run.reports.items()
+                    for s in report.skipped
+                ],
+                "errors": errors,
+                "plugin_errors": [str(f) for f in manager.failures],
+                "failures": [failure_json(f) for f in run.failures],
+            }
+        )
+    else:
+        for name, report in run.reports.items():
+            _render.print_discovery(
+                state.out, report, run.recorded[name], verbose=state.verbose > 0
+            )
+        for failure in run.failures:
+            state.err.print(f"[red]server failed:[/red] {failure}", highlight=False)
+        for plugin_failure in manager.failures:
+            state.err.print(f"[red]plugin error:[/red] {plugin_failure}", highlight=False)
+    if errors or run.failures or manager.failures:
+        raise SystemExit(int(ExitCode.PARTIAL))
+
+
+def _discover_here(state: State, paths: tuple[str, ...], depth: int, as_json: bool) -> None:
+    """``healer discover [PATHS]``: this machine, as before there were servers."""
     search = [os.path.abspath(p) for p in paths] if paths else list(DEFAULT_SEARCH_PATHS)
     manager = state.plugins()
     host = LocalHost()
@@ -97,22 +182,7 @@ def discover_command(state: State, paths: tuple[str, ...], depth: int, as_json: 
         if app.detection_method is not DetectionMethod.AUTO
     }
     report = asyncio.run(discover(host, manager, search, max_depth=depth, overrides=pins))
-    state.registry.ensure_server(LOCAL_SERVER, kind="local")
-    recorded: list[Application] = []
-    for found in report.apps:
-        best = found.outcome.best
-        assert best is not None  # noqa: S101 - discovery only returns recognised roots
-        recorded.append(
-            state.registry.upsert_application(
-                server=LOCAL_SERVER,
-                path=found.root,
-                stack=best.stack,
-                stack_version=best.version,
-                confidence=best.confidence,
-                evidence=found.outcome.evidence,
-            )
-        )
-        manager.metrics.discovered_applications_total.labels(stack=best.stack).inc()
+    recorded = record_discovery(state, manager, LOCAL_SERVER, report)
     if as_json:
         emit_json(
             {
@@ -120,6 +190,7 @@ def discover_command(state: State, paths: tuple[str, ...], depth: int, as_json: 
                 "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
                 "errors": list(report.errors),
                 "plugin_errors": [str(f) for f in manager.failures],
+                "failures": [],
             }
         )
     else:
@@ -156,83 +227,75 @@ def apps_command(
         _render.print_apps(state.out, apps)
 
 
-async def _diagnose_all(
-    state: State, manager: PluginManager, apps: Sequence[Application], progress: Progress | None
-) -> list[Diagnosis]:
-    host = LocalHost()
-    facts = FactsCache(host)
-    limit = asyncio.Semaphore(8)
-    probes = await probe_paths(host, manager, [app.path for app in apps])
-    task = progress.add_task("diagnosing", total=len(apps)) if progress else None
-
-    async def one(app: Application) -> Diagnosis:
-        result = await diagnose(
-            host, app, manager, probe=probes.get(app.path), facts=facts, limit=limit
-        )
-        if progress is not None and task is not None:
-            progress.advance(task)
-        return result
-
-    return list(await asyncio.gather(*(one(app) for app in apps)))
-
-
-def _run_diagnoses(
-    state: State, manager: PluginManager, apps: Sequence[Application], *, show_progress: bool
-) -> list[Diagnosis]:
-    if not show_progress:
-        return asyncio.run(_diagnose_all(state, manager, apps, None))
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=state.err,
-        transient=True,
-    )
-    with progress:
-        return asyncio.run(_diagnose_all(state, manager, apps, progress))
-
-
 @cli.command("diagnose")
 @click.argument("app_id", required=False)
 @click.option("--all", "all_apps", is_flag=True, help="Diagnose every application.")
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    metavar="NAME",
+    help="Diagnose every application on this server (repeatable).",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_CONNECT_TIMEOUT_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up on a server that does not let us in within this time.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 @click.pass_obj
 @handle_errors
-def diagnose_command(state: State, app_id: str | None, all_apps: bool, as_json: bool) -> None:
-    """Run the checks of APP_ID (an id or a unique prefix), or of --all applications, record the
-    results and show the healing plan."""
-    if bool(app_id) == all_apps:
-        raise click.UsageError("give one APP_ID or --all")
+def diagnose_command(
+    state: State,
+    *,
+    app_id: str | None,
+    all_apps: bool,
+    servers: tuple[str, ...],
+    connect_timeout: float,
+    as_json: bool,
+) -> None:
+    """Run the checks of APP_ID (an id or a unique prefix), of --all applications or of those on
+    --server NAME, on every server at once; record the results and show the healing plan."""
+    if (bool(app_id) + all_apps + bool(servers)) != 1:
+        raise click.UsageError("give one APP_ID or --all (or --server NAME)")
     if all_apps:
         apps = state.registry.list_applications()
         if not apps:
             fail(state, ExitCode.NOT_FOUND, "no applications yet: run `healer discover` first")
+    elif servers:
+        names = resolve_servers(state, servers, every_ssh_server=False)
+        apps = [app for name in names for app in state.registry.list_applications(server=name)]
+        if not apps:
+            fail(
+                state,
+                ExitCode.NOT_FOUND,
+                f"no applications on {', '.join(names)} yet: run `healer discover --server` first",
+            )
     else:
         assert app_id is not None  # noqa: S101 - checked above
         apps = [state.registry.get_application(app_id)]
     manager = state.plugins()
-    remote = [app for app in apps if app.server != LOCAL_SERVER]
-    apps = [app for app in apps if app.server == LOCAL_SERVER]
-    show_progress = not as_json and state.err.is_terminal and len(apps) > 1
-    diagnoses = _run_diagnoses(state, manager, apps, show_progress=show_progress)
-    for item in diagnoses:
-        if item.note is None:
-            state.registry.record_diagnosis(
-                item.app.id,
-                item.results,
-                health_score=item.health_score,
-                health_status=item.health_status,
-                at=item.started_at,
-            )
+    outcome = diagnose_apps(
+        state, manager, apps, connect_timeout=connect_timeout, show_progress=not as_json
+    )
     if as_json:
-        emit_json([_render.diagnosis_json(d) for d in diagnoses])
+        entries = [{**_render.diagnosis_json(d), "failure": None} for d in outcome.diagnoses]
+        entries += [unreachable_json(app, f) for f in outcome.failures for app in f.apps]
+        emit_json(entries)
     else:
-        for item in diagnoses:
+        for item in outcome.diagnoses:
             _render.print_diagnosis(state.out, item)
-        for app in remote:
-            state.err.print(f"skipped {app.id[:8]} on {app.server}: remote hosts need SSH support")
-    raise SystemExit(int(_verdict(diagnoses, partial=bool(remote))))
+        for failure in outcome.failures:
+            state.err.print(
+                f"[red]server failed:[/red] {failure.server}: {failure.error}; "
+                f"{len(failure.apps)} application(s) not diagnosed, now UNKNOWN: "
+                + ", ".join(app.id[:8] for app in failure.apps),
+                highlight=False,
+            )
+    raise SystemExit(int(_verdict(outcome.diagnoses, partial=bool(outcome.failures))))
 
 
 def _verdict(diagnoses: Sequence[Diagnosis], *, partial: bool) -> ExitCode:
@@ -342,6 +405,10 @@ def plugins_enable(state: State, name: str) -> None:
 def plugins_disable(state: State, name: str) -> None:
     """Disable plugin NAME (its stacks' applications are kept but not diagnosed)."""
     _set_enabled(state, name, False)
+
+
+cli.add_command(servers_group)
+_cli_heal.register(cli)
 
 
 @cli.command("where")
