@@ -118,8 +118,13 @@ class FixState(HealingStrategy):
             ],
             "slow-fix": [
                 CommandStep(
-                    argv=("sh", "-c", 'echo start >> "$1"; sleep 0.3; echo end >> "$1"', "sh",
-                          os.path.join(app.path, "log")),
+                    argv=(
+                        "sh",
+                        "-c",
+                        'echo start >> "$1"; sleep 0.3; echo end >> "$1"',
+                        "sh",
+                        os.path.join(app.path, "log"),
+                    ),
                     description="work slowly",
                 ),
                 write(state, "good"),
@@ -240,8 +245,7 @@ def make_world(
         registry=registry,
         manager=manager,
         hosts=lambda name: LocalHost(),
-        settings=settings
-        or HealSettings(min_consecutive=1, backup_root=str(tmp_path / "backups")),
+        settings=settings or HealSettings(min_consecutive=1, backup_root=str(tmp_path / "backups")),
         clock=clock,
         metrics=metrics,
     )

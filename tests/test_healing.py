@@ -23,9 +23,7 @@ def registry(tmp_path):
 
 
 def world_for(tmp_path, registry, **behaviour):
-    return make_world(
-        tmp_path, registry, behaviour=Behaviour(**behaviour), mode=HealingMode.AUTO
-    )
+    return make_world(tmp_path, registry, behaviour=Behaviour(**behaviour), mode=HealingMode.AUTO)
 
 
 class TestRollback:
