@@ -90,6 +90,7 @@ class Behaviour:
     requires_backup: bool = False
     touches: tuple[str, ...] = ("state", "config")
     secret: str = ""
+    tag: str = ""  # a different tag makes a different action (and approval fingerprint)
 
 
 class FixState(HealingStrategy):
@@ -136,6 +137,8 @@ class FixState(HealingStrategy):
                 )
             ],
         }[self.behaviour.steps]
+        if self.behaviour.tag:
+            steps = [*steps, CommandStep(argv=("true", self.behaviour.tag), description="tag")]
         return HealingAction(
             name="fix_state",
             description="make the state good",

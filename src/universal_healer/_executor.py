@@ -41,7 +41,7 @@ from universal_healer.model import Application, CheckResult, CommandStep, Healin
 from universal_healer.plugins import PluginManager
 from universal_healer.policy import needs_backup
 from universal_healer.registry import Registry
-from universal_healer.secrets import redact
+from universal_healer.secrets import redact, redact_tree
 
 __all__ = [
     "ActionRequest",
@@ -143,7 +143,8 @@ class Executor:
             started_at=now,
             process=process_identity(),
             action={
-                **serde.unstructure(action),
+                # What was planned, kept for reports: redacted like every record.
+                **redact_tree(serde.unstructure(action), request.secrets.values()),
                 "finding_digest": guards.finding_digest(finding),
                 "approval": approval.id if approval else None,
             },

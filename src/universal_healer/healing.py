@@ -51,7 +51,7 @@ from universal_healer.model import (
 from universal_healer.plugins import PluginManager
 from universal_healer.policy import needs_backup
 from universal_healer.registry import Registry
-from universal_healer.secrets import SecretBox
+from universal_healer.secrets import SecretBox, redact_tree
 
 __all__ = [
     "DryRunAction",
@@ -366,7 +366,7 @@ class Healer:
             expires_at=now + self.settings.approval_ttl,
             decided_at=now,
             decided_by=actor,
-            action=serde.unstructure(action),
+            action=redact_tree(serde.unstructure(action), req.secrets.values()),
         )
         if not dry_run:
             self.registry.create_approval(approval)
@@ -395,7 +395,7 @@ class Healer:
             requested_at=now,
             requested_by=actor,
             expires_at=now + self.settings.approval_ttl,
-            action=serde.unstructure(action),
+            action=redact_tree(serde.unstructure(action), req.secrets.values()),
         )
         self.registry.create_approval(approval)
         self.registry.audit(actor, "approval_requested", app.id, {

@@ -24,7 +24,14 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from universal_healer.exceptions import ConfigurationError
 
-__all__ = ["ENV_KEY", "ENV_KEY_FILE", "SecretBox", "default_key_file", "redact"]
+__all__ = [
+    "ENV_KEY",
+    "ENV_KEY_FILE",
+    "SecretBox",
+    "default_key_file",
+    "redact",
+    "redact_tree",
+]
 
 ENV_KEY = "HEALER_SECRET_KEY"
 ENV_KEY_FILE = "HEALER_SECRET_KEY_FILE"
@@ -204,3 +211,15 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         return text
     pattern = re.compile("|".join(map(re.escape, values)))
     return pattern.sub(REDACTED, text)
+
+
+def redact_tree(value: Any, secrets: Iterable[str]) -> Any:
+    """A JSON-like value (dicts, lists, strings, numbers) with every string redacted."""
+    hidden = tuple(secrets)
+    if isinstance(value, str):
+        return redact(value, hidden)
+    if isinstance(value, Mapping):
+        return {key: redact_tree(item, hidden) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_tree(item, hidden) for item in value]
+    return value
