@@ -4,6 +4,8 @@ approvals, the safety rules, and the promise that a failed heal leaves nothing c
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import os
 import subprocess
 
 import pytest
@@ -357,3 +359,31 @@ class TestConcurrency:
         assert execution.status is ExecutionStatus.REFUSED
         assert "other-process-exec" in execution.error
         assert snapshot(world.root) == before
+
+
+class TestRetention:
+    def test_old_backups_are_pruned_after_a_success_and_the_newest_kept(self, tmp_path, registry):
+        world = make_world(
+            tmp_path,
+            registry,
+            behaviour=Behaviour(risk=RiskLevel.MEDIUM),
+            mode=HealingMode.AUTO,
+            settings=HealSettings(
+                min_consecutive=1,
+                flap_limit=100,
+                keep_backups=2,
+                backup_max_age=dt.timedelta(hours=1),
+                backup_root=str(tmp_path / "backups"),
+            ),
+        )
+        for _ in range(4):
+            (world.root / "state").write_text("bad")
+            assert world.heal_once().status is ExecutionStatus.SUCCEEDED
+            world.clock.advance(hours=2)
+        backups = registry.list_backups(world.app_id, include_pruned=True)
+        kept = [b for b in backups if b.pruned_at is None]
+        pruned = [b for b in backups if b.pruned_at is not None]
+        assert len(kept) == 2
+        assert len(pruned) == 2
+        assert all(os.path.exists(b.location) for b in kept)
+        assert not any(os.path.exists(b.location) for b in pruned)

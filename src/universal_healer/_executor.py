@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 import attrs
 
 from universal_healer import breaker, guards, serde
-from universal_healer.backup import BackupStrategy
+from universal_healer.backup import BackupStrategy, select_for_pruning
 from universal_healer.diagnosis import diagnose
 from universal_healer.exceptions import (
     AuthenticationError,
@@ -119,6 +119,8 @@ class Executor:
     backup_root: str
     output_cap: int
     max_reopens: int
+    keep_backups: int = 5
+    backup_max_age: dt.timedelta = dt.timedelta(days=14)
     _locks: dict[str, asyncio.Lock] = attrs.field(factory=dict)
 
     def lock(self, app_id: str) -> asyncio.Lock:
@@ -219,7 +221,40 @@ class Executor:
         if breaker.tripped(decision.state, after):
             self.metrics.circuit_breaker_trips_total.labels(stack=app.stack).inc()
         self._save_breaker(app, after)
-        return await self._settle(request, execution, failure, backup)
+        done = await self._settle(request, execution, failure, backup)
+        if done.status is ExecutionStatus.SUCCEEDED and backup is not None:
+            await self._prune_backups(request, backup[0])
+        return done
+
+    async def _prune_backups(self, request: ActionRequest, strategy: BackupStrategy) -> None:
+        """Apply the retention policy to this application's backups after a success.
+
+        Never touches the backup of a running or interrupted execution; a backup that cannot
+        be removed stays listed and is tried again next time.
+        """
+        app = request.app
+        protected = frozenset(
+            e.backup_id
+            for status in (ExecutionStatus.RUNNING, ExecutionStatus.INTERRUPTED)
+            for e in self.registry.executions_with_status(status)
+            if e.backup_id
+        )
+        doomed = select_for_pruning(
+            self.registry.list_backups(app.id),
+            keep_last=self.keep_backups,
+            max_age=self.backup_max_age,
+            now=self.clock(),
+            protected_ids=protected,
+        )
+        for record in doomed:
+            if record.host != request.host.name:
+                continue  # another host's backup is pruned by a heal on that host
+            try:
+                await strategy.remove(request.host, artifact_of(record))
+            except (BackupError, RemoteError) as err:
+                log.warning("could not prune backup %s: %s", record.id, err)
+                continue
+            self.registry.mark_backup_pruned(record.id, self.clock())
 
     async def _settle(
         self,

@@ -77,6 +77,8 @@ class HealSettings:
     approval_ttl: dt.timedelta = dt.timedelta(hours=24)
     max_reopens: int = 3  # half-open failures in a row before the breaker holds the app
     backup_root: str = "/var/backups/universal-healer"
+    keep_backups: int = 5  # per application, the newest are always kept
+    backup_max_age: dt.timedelta = dt.timedelta(days=14)  # older ones beyond those are pruned
     output_cap: int = 16 * 1024  # characters of step output kept per step
 
 
@@ -143,6 +145,8 @@ class Healer:
             backup_root=self.settings.backup_root,
             output_cap=self.settings.output_cap,
             max_reopens=self.settings.max_reopens,
+            keep_backups=self.settings.keep_backups,
+            backup_max_age=self.settings.backup_max_age,
         )
 
     # -- start-up ---------------------------------------------------------------------------
