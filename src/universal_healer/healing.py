@@ -357,20 +357,10 @@ class Healer:
                 return stored
         if action.name not in approve:
             return None
-        approval = Approval(
-            id=str(uuid.uuid4()),
-            app_id=app.id,
-            action_name=action.name,
-            check=action.check,
-            risk=action.risk,
-            fingerprint=fingerprint,
-            status=ApprovalStatus.APPROVED,
-            requested_at=now,
-            requested_by=actor,
-            expires_at=now + self.settings.approval_ttl,
+        approval = attrs.evolve(
+            self._new_approval(req, action, fingerprint, ApprovalStatus.APPROVED),
             decided_at=now,
             decided_by=actor,
-            action=redact_tree(serde.unstructure(action), req.secrets.values()),
         )
         if not dry_run:
             self.registry.create_approval(approval)
@@ -388,24 +378,35 @@ class Healer:
         for pending in self.registry.list_approvals(status=ApprovalStatus.PENDING, app_id=app.id):
             if pending.fingerprint == fingerprint and pending.expires_at > now:
                 return pending
-        approval = Approval(
-            id=str(uuid.uuid4()),
-            app_id=app.id,
-            action_name=action.name,
-            check=finding.check,
-            risk=action.risk,
-            fingerprint=fingerprint,
-            status=ApprovalStatus.PENDING,
-            requested_at=now,
-            requested_by=actor,
-            expires_at=now + self.settings.approval_ttl,
-            action=redact_tree(serde.unstructure(action), req.secrets.values()),
-        )
+        approval = self._new_approval(req, action, fingerprint, ApprovalStatus.PENDING)
         self.registry.create_approval(approval)
         self.registry.audit(actor, "approval_requested", app.id, {
             "approval": approval.id, "action": action.name, "risk": action.risk.value,
         })  # fmt: skip
         return approval
+
+    def _new_approval(
+        self,
+        req: _ReportBuilder,
+        action: HealingAction,
+        fingerprint: str,
+        status: ApprovalStatus,
+    ) -> Approval:
+        """An approval (request) for this exact action, as of now; its snapshot redacted."""
+        now = self.clock()
+        return Approval(
+            id=str(uuid.uuid4()),
+            app_id=req.app.id,
+            action_name=action.name,
+            check=action.check,
+            risk=action.risk,
+            fingerprint=fingerprint,
+            status=status,
+            requested_at=now,
+            requested_by=req.actor,
+            expires_at=now + self.settings.approval_ttl,
+            action=redact_tree(serde.unstructure(action), req.secrets.values()),
+        )
 
     def _backup_for(self, app: Application, action: HealingAction) -> BackupStrategy | None:
         strategy = self.manager.backup_for(app.stack)
