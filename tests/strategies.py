@@ -15,7 +15,15 @@ import attrs
 from hypothesis import strategies as st
 
 from universal_healer.breaker import BreakerPolicy, BreakerState, BreakerStatus, Outcome
+from universal_healer.executions import (
+    Approval,
+    ApprovalStatus,
+    Execution,
+    ExecutionStatus,
+    StepRecord,
+)
 from universal_healer.model import (
+    Application,
     CheckCategory,
     CheckResult,
     CheckStatus,
@@ -26,6 +34,8 @@ from universal_healer.model import (
 )
 
 __all__ = [
+    "applications",
+    "approvals",
     "aware_datetimes",
     "breaker_policies",
     "breaker_states",
@@ -37,11 +47,13 @@ __all__ = [
     "command_steps",
     "cooldown_thousandths",
     "diagnoses",
+    "executions",
     "findings",
     "healing_actions",
     "healing_modes",
     "outcomes",
     "risk_levels",
+    "step_records",
     "time_advances",
     "utc_datetimes",
 ]
@@ -288,4 +300,94 @@ def breaker_states(draw: st.DrawFn) -> BreakerState:
         probe_in_flight=status is BreakerStatus.HALF_OPEN and draw(st.booleans()),
         reopen_count=draw(st.integers(0, 5)),
         last_attempt=draw(st.none() | _AWARE),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Records (the serde round trips)
+
+_TEXT = st.text(max_size=20)
+_IDS = st.uuids().map(str)
+# JSON-shaped details: what a check may put in a result and the registry stores.
+_DETAILS = st.dictionaries(
+    st.text(max_size=8),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+        max_leaves=6,
+    ),
+    max_size=4,
+)
+
+
+def applications() -> st.SearchStrategy[Application]:
+    """Applications with every field drawn, paths with odd characters included."""
+    return st.builds(
+        Application,
+        id=_IDS,
+        server=st.sampled_from(("local", "web-1")),
+        path=st.text(min_size=1, max_size=30).map(lambda p: "/" + p),
+        stack=st.sampled_from(("wordpress", "nodejs", "deno")),
+        stack_version=st.none() | _TEXT,
+        evidence=st.lists(_TEXT, max_size=3).map(tuple),
+        confidence=st.floats(0, 1),
+        last_health_check=st.none() | utc_datetimes(),
+        metadata=_DETAILS,
+    )
+
+
+def step_records() -> st.SearchStrategy[StepRecord]:
+    return st.builds(
+        StepRecord,
+        index=st.integers(0, 20),
+        description=_TEXT,
+        argv=st.none() | st.lists(_TEXT, min_size=1, max_size=4).map(tuple),
+        exit_status=st.none() | st.integers(-9, 255),
+        output=st.text(max_size=40),
+        duration_s=st.floats(0, 1e4),
+        error=st.none() | _TEXT,
+        started_at=st.none() | utc_datetimes(),
+    )
+
+
+def executions() -> st.SearchStrategy[Execution]:
+    return st.builds(
+        Execution,
+        id=_IDS,
+        app_id=_IDS,
+        action_name=check_names(),
+        check=check_names(),
+        risk=risk_levels(),
+        status=st.sampled_from(ExecutionStatus),
+        fingerprint=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+        mode=healing_modes(),
+        triggered_by=_TEXT,
+        started_at=utc_datetimes(),
+        finished_at=st.none() | utc_datetimes(),
+        steps=st.lists(step_records(), max_size=3).map(tuple),
+        backup_id=st.none() | _IDS,
+        rolled_back=st.booleans(),
+        error=st.none() | _TEXT,
+        process=st.none() | _TEXT,
+        action=_DETAILS,
+    )
+
+
+def approvals() -> st.SearchStrategy[Approval]:
+    return st.builds(
+        Approval,
+        id=_IDS,
+        app_id=_IDS,
+        action_name=check_names(),
+        check=check_names(),
+        risk=risk_levels(),
+        fingerprint=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+        status=st.sampled_from(ApprovalStatus),
+        requested_at=utc_datetimes(),
+        requested_by=_TEXT,
+        expires_at=utc_datetimes(),
+        decided_at=st.none() | utc_datetimes(),
+        decided_by=st.none() | _TEXT,
+        execution_id=st.none() | _IDS,
+        action=_DETAILS,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -151,7 +152,7 @@ class Execution:
     rolled_back: bool = False
     error: str | None = None
     process: str | None = None
-    action: dict[str, object] = attrs.field(factory=dict)
+    action: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -174,4 +175,4 @@ class Approval:
     decided_at: dt.datetime | None = None
     decided_by: str | None = None
     execution_id: str | None = None
-    action: dict[str, object] = attrs.field(factory=dict)
+    action: dict[str, Any] = attrs.field(factory=dict)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from cattrs.preconf.json import make_converter
 
-from universal_healer.model import CallableStep
+from universal_healer.model import CallableStep, CommandStep, Step
 
 __all__ = ["converter", "dumps", "loads", "structure", "unstructure"]
 
@@ -38,6 +38,16 @@ converter.register_unstructure_hook(
     CallableStep,
     lambda step: {"kind": "callable", "description": step.description, "timeout": step.timeout},
 )
+
+
+def _structure_step(value: Any, _: type) -> CommandStep:
+    if isinstance(value, Mapping) and value.get("kind") == "callable":
+        # The code of a callable step lives in its plugin: a record can show it, not rerun it.
+        raise ValueError(f"a callable step ({value.get('description')!r}) cannot be rebuilt")
+    return converter.structure(value, CommandStep)
+
+
+converter.register_structure_hook(Step, _structure_step)
 converter.register_structure_hook_func(
     lambda cls: getattr(cls, "__origin__", None) is Mapping,
     lambda value, _: dict(value) if value is not None else {},
