@@ -56,7 +56,8 @@ IMPORT_EVERY_MODULE = """
 import importlib, pkgutil, sys
 import universal_healer
 for module in pkgutil.walk_packages(universal_healer.__path__, "universal_healer."):
-    importlib.import_module(module.name)
+    if not module.name.endswith(".__main__"):  # running that one starts the CLI
+        importlib.import_module(module.name)
 assert "apscheduler" not in sys.modules, "the SDK must not need the daemon extras"
 print("universal_healer imports with its core dependencies only")
 """
