@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from _healing_fixtures import Behaviour, make_world, snapshot
+from universal_healer import breaker
 from universal_healer.backup import FileSetBackup
 from universal_healer.executions import ApprovalStatus, ExecutionStatus
 from universal_healer.healing import HealSettings
@@ -387,3 +388,41 @@ class TestRetention:
         assert len(pruned) == 2
         assert all(os.path.exists(b.location) for b in kept)
         assert not any(os.path.exists(b.location) for b in pruned)
+
+
+class TestHeldBreaker:
+    def test_a_breaker_that_keeps_reopening_holds_the_app_until_an_operator_resets_it(
+        self, tmp_path, registry
+    ):
+        world = make_world(
+            tmp_path,
+            registry,
+            behaviour=Behaviour(),
+            mode=HealingMode.AUTO,
+            settings=HealSettings(
+                min_consecutive=1, max_reopens=2, backup_root=str(tmp_path / "backups")
+            ),
+        )
+        tag = iter(range(1000))
+
+        def fail_once():
+            world.behaviour.steps = "break"
+            world.behaviour.tag = str(next(tag))  # a new action each time: not "unchanged"
+            (world.root / "state").write_text("bad")
+            return world.heal_once().status
+
+        assert [fail_once() for _ in range(3)] == [ExecutionStatus.FAILED] * 3  # opens
+        for _ in range(2):  # each half-open probe fails and re-opens it
+            world.clock.advance(hours=1, seconds=1)
+            assert fail_once() is ExecutionStatus.FAILED
+        assert registry.load_breaker_state(world.app_id).state["status"] == "HELD"
+        world.clock.advance(days=30)
+        held = fail_once()
+        assert held is ExecutionStatus.REFUSED_BREAKER
+        assert "operator" in registry.list_executions(world.app_id)[0].error
+
+        stored = registry.load_breaker_state(world.app_id)
+        reset = breaker.reset(breaker.state_from_json(stored.state))
+        registry.save_breaker_state(world.app_id, breaker.state_to_json(reset), 0, None)
+        world.behaviour.steps = "fix"
+        assert world.heal_once().status is ExecutionStatus.SUCCEEDED
