@@ -217,3 +217,17 @@ class TestRegistryErrors:
         assert result.exit_code == ExitCode.CONFIG
         assert "s3cret-pw" not in result.output
         assert "127.0.0.1" in result.output
+
+
+class TestPlainText:
+    def test_brackets_in_paths_and_messages_are_shown_not_read_as_markup(self, healer, tmp_path):
+        root = tmp_path / "[red]site[bold]"
+        root.mkdir()
+        (root / "index.php").write_text("<?php echo 'hi';")
+        (root / ".env").write_text("X=1\n")
+        (root / ".env").chmod(0o644)
+        discover_json(healer, tmp_path)
+        _, listed = healer("apps")
+        assert "[red]site[bold]" in listed
+        _, diagnosed = healer("diagnose", "--all")
+        assert "[red]site[bold]" in diagnosed

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from universal_healer.exceptions import (
     ApplicationNotFoundError,
@@ -62,8 +63,10 @@ class State:
         self.verbose = verbose
         # Piped output keeps whole lines (tools grep it); a terminal gets its own width.
         width = None if sys.stdout.isatty() else 200
-        self.out = Console(soft_wrap=False, highlight=False, width=width)
-        self.err = Console(stderr=True, highlight=False)
+        # Markup is off by default: what we print is mostly data (paths, messages) that may hold
+        # [brackets]. The few styled lines say markup=True and escape their data.
+        self.out = Console(soft_wrap=False, highlight=False, width=width, markup=False)
+        self.err = Console(stderr=True, highlight=False, markup=False)
         self._registry: Registry | None = None
 
     @property
@@ -90,7 +93,7 @@ class State:
 
 
 def fail(state: State, code: ExitCode, message: str) -> NoReturn:
-    state.err.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True)
+    state.err.print(f"[bold red]error:[/bold red] {escape(message)}", markup=True)
     raise SystemExit(int(code))
 
 

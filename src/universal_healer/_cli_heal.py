@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from universal_healer import _render, breaker, serde
 from universal_healer._cli_common import (
@@ -103,11 +104,8 @@ def _report_json(report: HealReport) -> dict[str, Any]:
 
 def _print_execution(console: Console, execution: Execution) -> None:
     style = "green" if execution.status is ExecutionStatus.SUCCEEDED else "bold red"
-    console.print(
-        f"  [{style}]{execution.status.value}[/{style}] {execution.action_name} "
-        f"({execution.risk.value}) execution {execution.id[:8]}",
-        highlight=False,
-    )
+    what = escape(f"{execution.action_name} ({execution.risk.value}) execution {execution.id[:8]}")
+    console.print(f"  [{style}]{execution.status.value}[/{style}] {what}", markup=True)
     for step in execution.steps:
         mark = "ok" if step.ok else "FAILED"
         console.print(f"    step {step.index + 1} {mark}: {step.description}", highlight=False)
@@ -120,9 +118,11 @@ def _print_execution(console: Console, execution: Execution) -> None:
 
 def _print_report(console: Console, report: HealReport) -> None:
     app = report.app
-    console.print(f"[bold]{app.id[:8]}[/bold] {app.stack} at {app.display_path} on {app.server}")
+    where = escape(f"{app.stack} at {app.display_path} on {app.server}")
+    console.print(f"[bold]{app.id[:8]}[/bold] {where}", markup=True)
     if report.host_fault:
-        console.print(f"  [yellow]host fault, nothing done:[/yellow] {report.host_fault}")
+        fault = escape(report.host_fault)
+        console.print(f"  [yellow]host fault, nothing done:[/yellow] {fault}", markup=True)
         return
     for dry in report.dry_run:
         verdict = "would run" if dry.would_run else "would not run"

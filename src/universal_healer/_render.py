@@ -7,6 +7,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -89,12 +90,19 @@ def plugin_json(info: PluginInfo) -> dict[str, Any]:
     return serde.unstructure(info)  # type: ignore[no-any-return]
 
 
+def _row(table: Table, *cells: str | Text) -> None:
+    """Add a row whose text cells are data: shown as they are, never read as rich markup (a
+    path or message may hold ``[brackets]``)."""
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
+
+
 def _apps_table(apps: Iterable[Application], title: str | None = None) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("ID", "SERVER", "PATH", "STACK", "VERSION", "CONF.", "METHOD", "HEALTH"):
         table.add_column(column, overflow="fold", no_wrap=column != "PATH")
     for app in apps:
-        table.add_row(
+        _row(
+            table,
             short_id(app.id),
             app.server,
             app.display_path,
@@ -123,13 +131,14 @@ def print_discovery(
     if verbose:
         for found in report.apps:
             for line in found.outcome.evidence:
-                console.print(f"  [dim]{found.root}[/dim]: {line}", markup=True, highlight=False)
+                root, said = escape(found.root), escape(line)
+                console.print(f"  [dim]{root}[/dim]: {said}", markup=True)
     if report.skipped and verbose:
         console.print("Not applications:")
         for skipped in report.skipped:
             console.print(f"  {skipped.path}: {skipped.reason}", markup=False, highlight=False)
     for error in report.errors:
-        console.print(f"[yellow]could not look at[/yellow] {error}", highlight=False)
+        console.print(f"[yellow]could not look at[/yellow] {escape(error)}", markup=True)
 
 
 def print_diagnosis(console: Console, diagnosis: Diagnosis) -> None:
@@ -144,14 +153,15 @@ def print_diagnosis(console: Console, diagnosis: Diagnosis) -> None:
     )
     console.print(header)
     if diagnosis.note:
-        console.print(f"  [yellow]{diagnosis.note}[/yellow]")
+        console.print(f"  [yellow]{escape(diagnosis.note)}[/yellow]", markup=True)
         return
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("CATEGORY", "CHECK", "STATUS", "SEVERITY", "MESSAGE", "MS"):
         table.add_column(column, overflow="fold", no_wrap=column != "MESSAGE")
     for category in CheckCategory:
         for result in (r for r in diagnosis.results if r.category is category):
-            table.add_row(
+            _row(
+                table,
                 category.value,
                 result.check,
                 Text(result.status.value, style=_STATUS_STYLE[result.status]),
@@ -162,11 +172,15 @@ def print_diagnosis(console: Console, diagnosis: Diagnosis) -> None:
     console.print(table)
     plan = diagnosis.plan
     for planned in plan.auto:
-        console.print(f"  would heal automatically: {planned.action.name} ({planned.reason})")
+        console.print(
+            f"  would heal automatically: {planned.action.name} ({planned.reason})", markup=False
+        )
     for planned in plan.needs_approval:
-        console.print(f"  needs approval: {planned.action.name} ({planned.reason})")
+        console.print(f"  needs approval: {planned.action.name} ({planned.reason})", markup=False)
     for item in plan.cannot_heal:
-        console.print(f"  cannot heal {item.result.check}: {item.reason}", highlight=False)
+        console.print(
+            f"  cannot heal {item.result.check}: {item.reason}", highlight=False, markup=False
+        )
 
 
 def print_plugins(console: Console, plugins: Sequence[PluginInfo]) -> None:
@@ -179,8 +193,8 @@ def print_plugins(console: Console, plugins: Sequence[PluginInfo]) -> None:
         enabled = Text("yes", style="green") if info.enabled else Text("no", style="dim")
         if info.error:
             enabled = Text("broken", style="bold red")
-        table.add_row(info.name, info.version or "-", origin, enabled, ", ".join(info.stacks))
+        _row(table, info.name, info.version or "-", origin, enabled, ", ".join(info.stacks))
     console.print(table)
     for info in plugins:
         if info.error:
-            console.print(f"[red]{info.name}[/red]: {info.error}", highlight=False)
+            console.print(f"[red]{escape(info.name)}[/red]: {escape(info.error)}", markup=True)

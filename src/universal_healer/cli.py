@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 import click
+from rich.markup import escape
 
 from universal_healer import _cli_heal, _render
 from universal_healer._cli_common import (
@@ -164,9 +165,9 @@ def discover_command(
                 state.out, report, run.recorded[name], verbose=state.verbose > 0
             )
         for failure in run.failures:
-            state.err.print(f"[red]server failed:[/red] {failure}", highlight=False)
+            state.err.print(f"[red]server failed:[/red] {escape(str(failure))}", markup=True)
         for plugin_failure in manager.failures:
-            state.err.print(f"[red]plugin error:[/red] {plugin_failure}", highlight=False)
+            state.err.print(f"[red]plugin error:[/red] {escape(str(plugin_failure))}", markup=True)
     if errors or run.failures or manager.failures:
         raise SystemExit(int(ExitCode.PARTIAL))
 
@@ -196,7 +197,7 @@ def _discover_here(state: State, paths: tuple[str, ...], depth: int, as_json: bo
     else:
         _render.print_discovery(state.out, report, recorded, verbose=state.verbose > 0)
         for failure in manager.failures:
-            state.err.print(f"[red]plugin error:[/red] {failure}", highlight=False)
+            state.err.print(f"[red]plugin error:[/red] {escape(str(failure))}", markup=True)
     if report.errors or manager.failures:
         raise SystemExit(int(ExitCode.PARTIAL))
 
