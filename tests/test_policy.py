@@ -109,6 +109,18 @@ class TestNeedsBackup:
     def test_backup_is_needed_from_medium_risk_or_when_asked(self, risk, requires_backup, expected):
         assert needs_backup(action(risk=risk, backup=requires_backup)) is expected
 
+    @pytest.mark.parametrize(
+        ("risk", "requires_backup", "expected"),
+        [
+            pytest.param(HIGH, False, False, id="high-changing-no-data-needs-none"),
+            pytest.param(MEDIUM, False, False, id="medium-changing-no-data-needs-none"),
+            pytest.param(HIGH, True, True, id="unless-it-asks"),
+        ],
+    )
+    def test_an_action_that_changes_no_data_needs_no_backup(self, risk, requires_backup, expected):
+        quiet = attrs.evolve(action(risk=risk, backup=requires_backup), changes_data=False)
+        assert needs_backup(quiet) is expected
+
 
 class TestPlanHealing:
     def test_a_low_risk_action_heals_a_high_severity_finding_automatically(self):

@@ -477,6 +477,10 @@ class HealingAction:
     :param verify_checks: checks that must pass afterwards; empty means the triggering check.
     :param touches: root-relative paths the steps change; when the stack has no backup
         strategy, a file-set backup of exactly these protects the action.
+    :param changes_data: False for an action that leaves every stored byte as it was (killing
+        a runaway query, restarting a service, rebuilding a table's layout). A backup could only
+        undo writes made since it was taken, so none is taken unless ``requires_backup``, and a
+        failed verification ends FAILED rather than restoring anything.
     """
 
     name: str
@@ -488,6 +492,7 @@ class HealingAction:
     estimated_duration_s: float = attrs.field(default=30.0, validator=_non_negative)
     verify_checks: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     touches: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    changes_data: bool = True
 
     @property
     def checks_to_verify(self) -> tuple[str, ...]:

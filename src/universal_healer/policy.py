@@ -83,9 +83,11 @@ def needs_backup(action: HealingAction) -> bool:
     """Whether the app's backup must be taken before ``action`` runs.
 
     :param action: the proposed action.
-    :returns: True for actions of MEDIUM risk or more, and for any action that asks for one.
+    :returns: True for actions of MEDIUM risk or more that change stored data, and for any
+        action that asks for one. An action that changes no data (``changes_data=False``:
+        killing a query, restarting a service) has nothing a backup could give back.
     """
-    return action.risk >= RiskLevel.MEDIUM or action.requires_backup
+    return action.requires_backup or (action.changes_data and action.risk >= RiskLevel.MEDIUM)
 
 
 def _auto_reason(mode: HealingMode, risk: RiskLevel) -> str:

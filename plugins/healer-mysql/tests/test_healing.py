@@ -27,7 +27,7 @@ from universal_healer.model import CheckStatus
 
 from healer_mysql import checks, server
 from healer_mysql._schema_checks import _corrupt_entry, _repair_advice
-from healer_mysql.backup import MySQLSchemasBackup, action_changes_no_data
+from healer_mysql.backup import MySQLSchemasBackup
 from healer_mysql.connection import login_for_action, open_session
 from healer_mysql.strategies import RepairCrashedTables, StepFailedError
 from healer_mysql.tables import TableVerdict
@@ -56,7 +56,7 @@ class TestRunawayQuery:
         (step,) = execution.steps
         assert f"thread {victim.thread_id}" in step.output
         assert "KILL QUERY sent" in step.output
-        assert execution.backup_id is not None  # MEDIUM: the schema was dumped first
+        assert execution.backup_id is None  # a KILL changes no data: nothing to dump or restore
         victim.thread.join(10)
         assert isinstance(victim.outcome, pymysql.err.OperationalError)
         assert victim.outcome.args[0] == 1317  # Query execution was interrupted
@@ -197,20 +197,6 @@ class TestBackupSafety:
         sql(f"INSERT INTO {quoted(scratch)}.t VALUES (2)")
         run(MySQLSchemasBackup().restore(LocalHost(), app, artifact))
         assert sql(f"SELECT n FROM {quoted(scratch)}.t") == ((1,),)
-
-    def test_a_dump_is_never_loaded_over_live_data_after_an_action_that_changed_none(
-        self, scratch, tmp_path
-    ):
-        """After a KILL QUERY, an OPTIMIZE or a restart, loading the dump back would only throw
-        away what was written since it was taken."""
-        app = make_app({"mysql_schemas": [scratch]}, app_id="no-data-change")
-        sql(f"CREATE TABLE {quoted(scratch)}.t (n INT PRIMARY KEY) ENGINE=InnoDB")
-        artifact = run(MySQLSchemasBackup().create(LocalHost(), app, str(tmp_path / "b")))
-        action_changes_no_data(app)
-        sql(f"INSERT INTO {quoted(scratch)}.t VALUES (2)")
-        with pytest.raises(BackupError, match="changed no data"):
-            run(MySQLSchemasBackup().restore(LocalHost(), app, artifact))
-        assert sql(f"SELECT n FROM {quoted(scratch)}.t") == ((2,),)
 
     def test_a_backup_is_refused_when_a_configured_schema_is_missing(self, tmp_path, mariadb):
         app = make_app({"mysql_schemas": ["no_such_schema_here"]})

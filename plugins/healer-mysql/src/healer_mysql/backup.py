@@ -13,12 +13,9 @@ every other application's data on a shared server along with this one's. A heal 
 needs only its schema back; an operator who wants a server backup runs one on a schedule.
 
 **Actions that change no data.** Killing a statement, optimizing a table and restarting the
-server leave every row as it was, yet core takes the dump before them too (their risk is
-MEDIUM or HIGH) and loads it back when their verification fails, which would throw away every
-write made since the dump. Their steps say so (:func:`action_changes_no_data`), and
-:meth:`MySQLSchemasBackup.restore` then refuses to load that dump: the execution ends
-ROLLBACK_FAILED with the reason, and the data stays as the server has it. (Core could say this
-itself; see the plugin's README.)
+server leave every row as it was: their actions say ``changes_data=False``, so core takes no
+dump before them and never loads one back over the live data (it could only discard the
+writes made since).
 """
 
 from __future__ import annotations
@@ -41,38 +38,9 @@ from healer_mysql.connection import Login, login_for_action, open_session
 from healer_mysql.parsing import SYSTEM_SCHEMAS
 from healer_mysql.settings import Settings, SettingsError
 
-__all__ = ["MySQLSchemasBackup", "action_changes_no_data"]
+__all__ = ["MySQLSchemasBackup"]
 
 _INCLUDE = re.compile(r'MySQL schema ("(?:[^"\\]|\\.)*") \(logical dump')
-
-
-@attrs.define
-class _Journal:
-    """Which backup protects which action, in this process (the executor runs one action at a
-    time per application, under its heal lock: backup, then steps, then maybe restore)."""
-
-    latest: dict[tuple[str, str], str] = attrs.field(factory=dict)
-    untouched: set[str] = attrs.field(factory=set)
-
-    def created(self, app: Application, location: str) -> None:
-        self.latest[(app.server, app.id)] = location
-
-    def changes_no_data(self, app: Application) -> None:
-        location = self.latest.get((app.server, app.id))
-        if location is not None:
-            self.untouched.add(location)
-
-    def protects_unchanged_data(self, location: str) -> bool:
-        return location in self.untouched
-
-
-_JOURNAL = _Journal()
-
-
-def action_changes_no_data(app: Application) -> None:
-    """Say that the action now running on ``app`` changes no data, so the dump taken before it
-    must not be loaded back over the live data should the action fail."""
-    _JOURNAL.changes_no_data(app)
 
 
 def _include_line(schema: str, login: Login) -> str:
@@ -150,7 +118,6 @@ class MySQLSchemasBackup(BackupStrategy):
         artifact = await self._composite(schemas.present, login.credentials).create(
             host, app, destination
         )
-        _JOURNAL.created(app, artifact.location)
         lines = tuple(_include_line(schema, login) for schema in schemas.present)
         return attrs.evolve(artifact, includes=lines)
 
@@ -160,19 +127,7 @@ class MySQLSchemasBackup(BackupStrategy):
         await self._composite(_schemas_of(artifact, host), placeholder).verify(host, artifact)
 
     async def restore(self, host: Host, app: Application, artifact: BackupArtifact) -> None:
-        """Re-create each schema from its dump and compare every table's checksum.
-
-        Refuses when the backup protected an action that changed no data: loading it would
-        only discard what was written since it was taken.
-        """
-        if _JOURNAL.protects_unchanged_data(artifact.location):
-            raise BackupError(
-                "not restored: the action it protected changed no data, and loading the dump "
-                "would discard every write made since it was taken; the schemas are as the "
-                "server has them",
-                host=host.name,
-                location=artifact.location,
-            )
+        """Re-create each schema from its dump and compare every table's checksum."""
         schemas = _schemas_of(artifact, host)
         try:
             login = await login_for_action(host, app)

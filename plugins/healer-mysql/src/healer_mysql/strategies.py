@@ -34,7 +34,6 @@ from universal_healer.model import (
 from universal_healer.strategies import HealingStrategy
 
 from healer_mysql import server
-from healer_mysql.backup import action_changes_no_data
 from healer_mysql.checks import SERVICE_UNITS
 from healer_mysql.connection import login_for_action, open_session
 from healer_mysql.parsing import ProcessRow
@@ -89,7 +88,6 @@ def _named(tables: Sequence[object], limit: int = 8) -> str:
 
 def _optimize(tables: Sequence[_Table]) -> StepRun:
     async def run(host: Host, app: Application) -> str:
-        action_changes_no_data(app)
         login = await login_for_action(host, app)
         lines, failed = [], []
         async with open_session(host, login, timeout=3600.0) as db:
@@ -125,6 +123,7 @@ class OptimizeFragmentedTables(HealingStrategy):
             name=self.name,
             description=f"OPTIMIZE TABLE {_named(tables)} to give back their free space",
             risk=RiskLevel.MEDIUM,
+            changes_data=False,  # every row stays as it was: nothing to restore
             check=result.check,
             steps=[
                 CallableStep(
@@ -256,7 +255,6 @@ def _still_running(target: _Target, now: Mapping[int, ProcessRow]) -> bool:
 
 def _kill(targets: Sequence[_Target], wait_s: float) -> StepRun:
     async def run(host: Host, app: Application) -> str:
-        action_changes_no_data(app)
         settings = Settings.from_metadata(app.metadata)
         login = await login_for_action(host, app)
         said: list[str] = []
@@ -315,6 +313,7 @@ class KillRunawayQueries(HealingStrategy):
             name=self.name,
             description=f"KILL QUERY the runaway statement(s) of thread(s) {ids}",
             risk=RiskLevel.MEDIUM,
+            changes_data=False,  # every row stays as it was: nothing to restore
             check=result.check,
             steps=[
                 CallableStep(
@@ -333,7 +332,6 @@ class KillRunawayQueries(HealingStrategy):
 
 def _restart(unit: str) -> StepRun:
     async def run(host: Host, app: Application) -> str:
-        action_changes_no_data(app)
         done = await host.run(("systemctl", "restart", unit), timeout=300.0)
         output = (done.stdout + done.stderr).decode("utf-8", errors="replace").strip()
         if not done.ok:
@@ -373,6 +371,7 @@ class RestartService(HealingStrategy):
             name=self.name,
             description=f"restart the database server: systemctl restart {unit}",
             risk=RiskLevel.HIGH,
+            changes_data=False,  # every row stays as it was: nothing to restore
             check=result.check,
             steps=[
                 CallableStep(
