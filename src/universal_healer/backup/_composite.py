@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import posixpath
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import attrs
@@ -25,6 +26,11 @@ log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------
 # Several strategies as one
+
+
+def _parts(value: Iterable[BackupStrategy]) -> tuple[BackupStrategy, ...]:
+    """A typed converter (a bare ``tuple`` leaves mypy unable to type callers' arguments)."""
+    return tuple(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -59,7 +65,7 @@ class CompositeBackup(BackupStrategy):
     name: ClassVar[str] = "composite"
     includes: ClassVar[tuple[str, ...]] = ("several backups together",)
 
-    parts: tuple[BackupStrategy, ...] = attrs.field(converter=tuple)
+    parts: tuple[BackupStrategy, ...] = attrs.field(converter=_parts)
 
     @parts.validator
     def _check_parts(self, _: attrs.Attribute[Any], value: tuple[BackupStrategy, ...]) -> None:

@@ -92,7 +92,7 @@ class MySQLSchemasBackup(BackupStrategy):
             for schema in schemas
         ]
         # CompositeBackup's ``converter=tuple`` leaves mypy an unsolvable ``Iterable[_T_co]``.
-        return CompositeBackup(parts)  # type: ignore[arg-type]
+        return CompositeBackup(parts)
 
     async def create(self, host: Host, app: Application, destination: str) -> BackupArtifact:
         """Dump every schema of the application under ``destination``."""
