@@ -30,7 +30,7 @@ from typing import NoReturn
 import click
 from rich.markup import escape
 
-from universal_healer import _cli_heal, _render
+from universal_healer import _cli_heal, _cli_legacy, _render
 from universal_healer._cli_common import (
     LOCAL_SERVER,
     ExitCode,
@@ -410,6 +410,7 @@ def plugins_disable(state: State, name: str) -> None:
 
 cli.add_command(servers_group)
 _cli_heal.register(cli)
+_cli_legacy.register(cli)
 
 
 @cli.command("where")
