@@ -16,7 +16,7 @@ from rich import box as boxes
 from rich.table import Table
 
 from universal_healer._cli_common import ExitCode, State, emit_json, fail, handle_errors
-from universal_healer.exceptions import ConfigurationError, HealerError
+from universal_healer.exceptions import HealerError
 from universal_healer.inventory import ServerKind, ServerSpec, check_jumps, load_inventory
 from universal_healer.registry import Registry
 from universal_healer.secrets import SecretBox
@@ -140,17 +140,9 @@ def servers_add(
 
 
 def _password_states(registry: Registry, specs: list[ServerSpec]) -> dict[str, str]:
-    """Whether each server has a password: "set", "-", or why it cannot be told."""
-    states = {spec.name: "-" for spec in specs}
-    if not any(spec.kind is ServerKind.SSH for spec in specs):
-        return states
-    try:
-        box = SecretBox.from_environment()
-        decrypted = registry.list_server_specs(box)
-    except ConfigurationError as err:
-        return dict.fromkeys(states, f"unknown ({err})")
-    states.update((spec.name, "set") for spec in decrypted if spec.password is not None)
-    return states
+    """Whether each server has a password stored: "set" or "-" (nothing is decrypted)."""
+    stored = {server.name for server in registry.list_servers() if server.has_password}
+    return {spec.name: "set" if spec.name in stored else "-" for spec in specs}
 
 
 def _server_json(registry: Registry, spec: ServerSpec, password: str) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class Server:
     address: str | None = None
     port: int | None = None
     username: str | None = None
+    has_password: bool = False  # whether one is stored (encrypted); never the password itself
 
 
 @attrs.frozen(kw_only=True)
@@ -104,6 +105,7 @@ def server_from_row(row: ServerRow) -> Server:
         address=row.address,
         port=row.port,
         username=row.username,
+        has_password=row.password_encrypted is not None,
     )
 
 
