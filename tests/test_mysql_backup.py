@@ -327,6 +327,29 @@ class TestDumpAndRestore:
 
         assert table_states(name) == before
 
+    def test_a_database_the_server_cannot_drop_is_emptied_and_restored(self, database, tmp_path):
+        """MariaDB refuses to drop a database whose directory holds files it does not own
+        (error 1010: seen after its automatic repair of a crashed Aria table): the restore
+        empties the database instead."""
+        name, credentials = database
+        before = table_states(name)
+        strategy, host = MySQLDumpBackup(name, credentials), LocalHost()
+        artifact = run(strategy.create(host, app(), str(tmp_path / "b")))
+        damage(name)
+        connection = connect()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@datadir")
+            (datadir,) = cursor.fetchone()
+        connection.close()
+        stray = Path(datadir, name, "left-over.txt")
+        stray.write_bytes(b"a file the server does not own")
+        try:
+            run(strategy.restore(host, app(), artifact))
+            assert table_states(name) == before
+            assert stray.exists()
+        finally:
+            stray.unlink(missing_ok=True)
+
 
 class TestFailures:
     def test_a_wrong_password_is_a_clear_error_without_the_password(

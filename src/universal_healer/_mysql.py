@@ -301,16 +301,58 @@ class MySQLClient:
             raise _failure(f"dumping database {self.database!r}", result, self.credentials)
 
     async def recreate(self, charset: str, collation: str) -> None:
-        """Drop the database and create it empty again, with its defaults."""
+        """Drop the database and create it empty again, with its defaults.
+
+        When the server cannot remove the database's directory (error 1010: files it does not
+        own are left there, such as the ``*.BAK`` copies its own automatic repair of a crashed
+        MyISAM or Aria table writes), the database is emptied instead: every view and table
+        dropped, routines and events too, and its defaults set again.
+        """
         name = quote_identifier(self.database)
         for value in (charset, collation):
             if not _CHARSET.fullmatch(value):
                 raise MySQLClientError(f"refusing an odd character set or collation {value!r}")
-        await self.query(
-            f"DROP DATABASE IF EXISTS {name};\n"
-            f"CREATE DATABASE {name} CHARACTER SET {charset} COLLATE {collation};\n",
+        try:
+            await self.query(
+                f"DROP DATABASE IF EXISTS {name};\n"
+                f"CREATE DATABASE {name} CHARACTER SET {charset} COLLATE {collation};\n",
+                database=False,
+                what=f"re-creating database {self.database!r}",
+            )
+        except MySQLClientError as err:
+            if "1010" not in err.reason:
+                raise
+            await self._empty(charset, collation)
+
+    async def _empty(self, charset: str, collation: str) -> None:
+        """Drop everything inside the database, keeping the database (and its directory)."""
+        literal = "0x" + self.database.encode("utf-8", "surrogateescape").hex()
+        objects = await self.query(
+            "SELECT 'TABLE', HEX(TABLE_NAME), TABLE_TYPE FROM information_schema.TABLES "  # noqa: S608 - the name travels hex-encoded
+            f"WHERE TABLE_SCHEMA = {literal} "
+            "UNION ALL SELECT 'ROUTINE', HEX(ROUTINE_NAME), ROUTINE_TYPE "
+            f"FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {literal} "
+            "UNION ALL SELECT 'EVENT', HEX(EVENT_NAME), 'EVENT' "
+            f"FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {literal}",
             database=False,
-            what=f"re-creating database {self.database!r}",
+            what=f"listing what database {self.database!r} holds",
+        )
+        name = quote_identifier(self.database)
+        statements = ["SET FOREIGN_KEY_CHECKS = 0;"]
+        for kind, hexed, subtype in objects:
+            target = f"{name}.{quote_identifier(bytes.fromhex(hexed).decode('utf-8', 'replace'))}"
+            if kind == "TABLE":
+                word = "VIEW" if subtype == "VIEW" else "TABLE"
+            elif kind == "ROUTINE":
+                word = "FUNCTION" if subtype == "FUNCTION" else "PROCEDURE"
+            else:
+                word = "EVENT"
+            statements.append(f"DROP {word} IF EXISTS {target};")
+        statements.append(f"ALTER DATABASE {name} CHARACTER SET {charset} COLLATE {collation};")
+        await self.query(
+            "\n".join(statements) + "\n",
+            database=False,
+            what=f"emptying database {self.database!r}",
         )
 
     async def load(self, dump_file: str) -> None:
