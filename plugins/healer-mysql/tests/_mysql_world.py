@@ -183,7 +183,7 @@ class Victim:
             )
             if rows and rows[0][0] > seconds:
                 return
-            time.sleep(0.1)
+            time.sleep(0.1)  # polling the server, bounded by the deadline above
         pytest.fail(f"the victim's statement did not run for {seconds} s")
 
     def stop(self):
