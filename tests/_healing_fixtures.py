@@ -86,7 +86,9 @@ class Behaviour:
     """What the test strategy proposes; tests change it between heals."""
 
     risk: RiskLevel = RiskLevel.LOW
-    steps: str = "fix"  # fix | no-op | break | fail-halfway | hang | slow-fix | leak-secret
+    steps: str = (
+        "fix"  # fix | no-op | break | fail-halfway | hang | time-out | slow-fix | leak-secret
+    )
     requires_backup: bool = False
     touches: tuple[str, ...] = ("state", "config")
     secret: str = ""
@@ -116,6 +118,11 @@ class FixState(HealingStrategy):
             "hang": [
                 write(config, "edited"),
                 CommandStep(argv=("sleep", "300"), description="hang", timeout=600),
+            ],
+            "time-out": [
+                write(config, "edited"),
+                CommandStep(argv=("sleep", "30"), description="overrun", timeout=0.5),
+                write(state, "good"),
             ],
             "slow-fix": [
                 CommandStep(

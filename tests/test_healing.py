@@ -51,6 +51,16 @@ class TestRollback:
         assert "half-done" in execution.steps[2].output
         assert snapshot(world.root) == before
 
+    def test_a_step_that_runs_past_its_timeout_is_killed_and_rolled_back(self, tmp_path, registry):
+        world = world_for(tmp_path, registry, steps="time-out", risk=RiskLevel.MEDIUM)
+        before = snapshot(world.root)
+        execution = world.heal_once()
+        assert execution.status is ExecutionStatus.ROLLED_BACK
+        assert [step.ok for step in execution.steps] == [True, False]
+        assert "timed out after 0.5 s and was killed" in execution.steps[1].error
+        assert registry.heal_lock_holder(world.app_id) is None
+        assert snapshot(world.root) == before
+
     def test_a_low_risk_action_without_backup_that_fails_is_reported_failed(
         self, tmp_path, registry
     ):

@@ -196,8 +196,9 @@ class Executor:
         if needs_backup(request.action):
             try:
                 backup = await self._take_backup(request, execution)
-            except BackupError as err:
-                # Nothing was touched: the attempt never happened, so the breaker forgets it.
+            except (BackupError, RemoteError) as err:
+                # Nothing was touched (a host that failed while the backup was taken included):
+                # the attempt never happened, so the breaker forgets it.
                 self._save_breaker(app, before)
                 return self._finish(execution, ExecutionStatus.REFUSED_NO_BACKUP, error=str(err))
             execution = attrs.evolve(execution, backup_id=backup[1].id)
@@ -322,18 +323,35 @@ class Executor:
         for index, step in enumerate(request.action.steps):
             started_at, started = self.clock(), time.perf_counter()
             if isinstance(step, CommandStep):
-                result = await host.run(step.argv, timeout=step.timeout, cwd=step.cwd)
-                output = (result.stdout + result.stderr).decode("utf-8", "replace")
-                record = StepRecord(
-                    index=index,
-                    description=step.description or describe_step(step),
-                    argv=tuple(redact(arg, hidden) for arg in step.argv),
-                    exit_status=result.exit_status,
-                    output=redact(output, hidden)[-self.output_cap :],
-                    duration_s=result.duration_s,
-                    started_at=started_at,
-                    error=None if result.ok else f"exited with status {result.exit_status}",
-                )
+                argv = tuple(redact(arg, hidden) for arg in step.argv)
+                description = step.description or describe_step(step)
+                try:
+                    result = await host.run(step.argv, timeout=step.timeout, cwd=step.cwd)
+                except (HostUnreachableError, AuthenticationError):
+                    raise  # a host fault, handled by the caller
+                except RemoteError as err:
+                    # A step that ran past its timeout (killed with its children) failed like
+                    # any other: the caller restores the backup.
+                    record = StepRecord(
+                        index=index,
+                        description=description,
+                        argv=argv,
+                        duration_s=time.perf_counter() - started,
+                        started_at=started_at,
+                        error=redact(str(err), hidden),
+                    )
+                else:
+                    output = (result.stdout + result.stderr).decode("utf-8", "replace")
+                    record = StepRecord(
+                        index=index,
+                        description=description,
+                        argv=argv,
+                        exit_status=result.exit_status,
+                        output=redact(output, hidden)[-self.output_cap :],
+                        duration_s=result.duration_s,
+                        started_at=started_at,
+                        error=None if result.ok else f"exited with status {result.exit_status}",
+                    )
             else:
                 try:
                     said = await asyncio.wait_for(step.run(host, app), step.timeout)
