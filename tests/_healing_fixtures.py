@@ -24,6 +24,7 @@ from universal_healer.hookspecs import hookimpl
 from universal_healer.hosts.local import LocalHost
 from universal_healer.metrics import Metrics
 from universal_healer.model import (
+    CallableStep,
     CheckCategory,
     CheckResult,
     CommandStep,
@@ -71,6 +72,11 @@ class DependentStateCheck(StateCheck):
     depends_on = ("database_up",)
 
 
+async def _wait_too_long(host, app) -> str:
+    await asyncio.sleep(30)
+    return "never"
+
+
 def write(path: str, text: str) -> CommandStep:
     """A step that writes ``text`` into ``path`` (data as positional arguments, no shell
     string built from it)."""
@@ -86,9 +92,9 @@ class Behaviour:
     """What the test strategy proposes; tests change it between heals."""
 
     risk: RiskLevel = RiskLevel.LOW
-    steps: str = (
-        "fix"  # fix | no-op | break | fail-halfway | hang | time-out | slow-fix | leak-secret
-    )
+    # One of: fix, no-op, break, fail-halfway, hang, time-out, callable-time-out, slow-fix,
+    # leak-secret (see FixState.propose).
+    steps: str = "fix"
     requires_backup: bool = False
     touches: tuple[str, ...] = ("state", "config")
     secret: str = ""
@@ -123,6 +129,10 @@ class FixState(HealingStrategy):
                 write(config, "edited"),
                 CommandStep(argv=("sleep", "30"), description="overrun", timeout=0.5),
                 write(state, "good"),
+            ],
+            "callable-time-out": [
+                write(config, "edited"),
+                CallableStep(description="wait too long", run=_wait_too_long, timeout=0.2),
             ],
             "slow-fix": [
                 CommandStep(

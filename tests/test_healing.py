@@ -61,6 +61,16 @@ class TestRollback:
         assert registry.heal_lock_holder(world.app_id) is None
         assert snapshot(world.root) == before
 
+    def test_a_callable_step_that_runs_past_its_timeout_is_cancelled_and_rolled_back(
+        self, tmp_path, registry
+    ):
+        world = world_for(tmp_path, registry, steps="callable-time-out", risk=RiskLevel.MEDIUM)
+        before = snapshot(world.root)
+        execution = world.heal_once()
+        assert execution.status is ExecutionStatus.ROLLED_BACK
+        assert execution.steps[1].error == "timed out after 0.2 s and was cancelled"
+        assert snapshot(world.root) == before
+
     def test_a_low_risk_action_without_backup_that_fails_is_reported_failed(
         self, tmp_path, registry
     ):

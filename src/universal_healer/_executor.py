@@ -358,6 +358,8 @@ class Executor:
                     error = None
                 except (HostUnreachableError, AuthenticationError):
                     raise
+                except TimeoutError:
+                    said, error = "", f"timed out after {step.timeout:g} s and was cancelled"
                 except Exception as err:  # noqa: BLE001 - a failing step is recorded, not raised
                     said, error = "", f"{type(err).__name__}: {err}"
                 record = StepRecord(
