@@ -77,6 +77,14 @@ class TestDiscover:
         }
         assert all(set(app) >= APP_KEYS for app in found)
 
+    def test_services_adds_this_machines_mariadb_only_when_asked(self, healer, tmp_path):
+        # With PATHS, host services come only with --services (the sample apps stay exact).
+        assert discover_json(healer, tmp_path)["applications"] == []
+        code, out = healer("discover", str(tmp_path), "--services", "--json")
+        assert code == ExitCode.OK, out
+        found = {a["path"]: a for a in json.loads(out)["applications"]}
+        assert found["/var/lib/mysql"]["stack"] == "mysql"
+
     def test_discovering_twice_keeps_application_ids(self, healer, apps):
         first = {a["path"]: a["id"] for a in discover_json(healer, apps)["applications"]}
         second = {a["path"]: a["id"] for a in discover_json(healer, apps)["applications"]}

@@ -7,16 +7,23 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import types
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import attrs
 import pytest
 
 from universal_healer.discovery import DiscoveredApp, DiscoveryReport, discover
+from universal_healer.exceptions import HostUnreachableError
+from universal_healer.hookspecs import hookimpl
+from universal_healer.hosts.base import HostFacts
 from universal_healer.hosts.local import LocalHost
+from universal_healer.model import Detection, SiteProbe
 from universal_healer.plugins import PluginManager, build_plugin_manager
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "apps"
@@ -426,3 +433,76 @@ class TestBadInput:
         stack, confidence, evidence = apps[os.fspath(tree / "pipe")]
         assert (stack, confidence) == ("nodejs", 0.3)
         assert "package.json: not a regular file" in evidence
+
+
+# --------------------------------------------------------------------------------------------
+# Host services: found from the host's facts by healer_detect_services.
+
+
+def _service_plugin(root: str, confidence: float, stack: str = "php") -> types.SimpleNamespace:
+    """A plugin that sees a service of ``stack`` at ``root`` on every host."""
+
+    def healer_detect_services(facts: HostFacts) -> list[Detection]:
+        return [
+            Detection(
+                stack=stack,
+                confidence=confidence,
+                version="9.9",
+                root=root,
+                evidence=(f"a server is running on {facts.hostname}",),
+            )
+        ]
+
+    return types.SimpleNamespace(healer_detect_services=hookimpl(healer_detect_services))
+
+
+def _with_services(plugin: types.SimpleNamespace) -> PluginManager:
+    return build_plugin_manager(load_entry_points=False, extra=[("svc", plugin)])
+
+
+@attrs.define
+class _FaultyFactsHost(LocalHost):
+    async def facts(self) -> HostFacts:
+        raise HostUnreachableError(self.name, "connection reset")
+
+
+class TestServices:
+    def test_a_service_is_an_app_at_its_root_with_an_empty_probe(self, tree):
+        manager = _with_services(_service_plugin("/var/lib/svc", 0.8))
+        report = asyncio.run(discover(LocalHost(), manager, [os.fspath(tree)], services=True))
+        [app] = report.apps
+        assert (app.root, app.stack, app.outcome.best.plugin) == ("/var/lib/svc", "php", "svc")
+        assert app.probe == SiteProbe(host="local", root="/var/lib/svc")
+        assert report.errors == ()
+
+    def test_without_services_the_hook_is_not_asked(self, tree):
+        manager = _with_services(_service_plugin("/var/lib/svc", 0.8))
+        report = asyncio.run(discover(LocalHost(), manager, [os.fspath(tree)], services=False))
+        assert report.apps == ()
+
+    def test_a_service_at_a_scanned_root_merges_into_one_app(self, manager, tree):
+        write(tree / "site", {"index.php": "<?php echo 1;"})
+        scanned = asyncio.run(discover(LocalHost(), manager, [os.fspath(tree)]))
+        [alone] = scanned.apps
+        root = os.fspath(tree / "site")
+        for confidence in (0.1, 0.99):
+            with_svc = _with_services(_service_plugin(root, confidence))
+            report = asyncio.run(discover(LocalHost(), with_svc, [os.fspath(tree)]))
+            [app] = report.apps
+            best = app.outcome.best
+            assert app.root == root
+            assert app.probe == alone.probe
+            assert best.confidence == max(confidence, alone.outcome.best.confidence)
+            assert set(best.evidence) == {
+                *alone.outcome.best.evidence,
+                f"a server is running on {socket.gethostname()}",
+            }
+            assert best.version == (alone.outcome.best.version or "9.9")
+
+    def test_a_host_fault_is_an_error_and_discovery_goes_on(self, manager, tree):
+        write(tree / "site", {"index.php": "<?php echo 1;"})
+        with_svc = _with_services(_service_plugin("/var/lib/svc", 0.8))
+        report = asyncio.run(discover(_FaultyFactsHost(), with_svc, [os.fspath(tree)]))
+        assert [app.root for app in report.apps] == [os.fspath(tree / "site")]
+        assert len(report.errors) == 1
+        assert "connection reset" in report.errors[0]

@@ -73,7 +73,7 @@ def documented_names(command: click.Command) -> list[str]:
 
 class TestHookPages:
     def test_there_are_hooks_to_document(self):
-        assert len(hooks()) == 6
+        assert len(hooks()) == 7
 
     @pytest.mark.parametrize("hook", [pytest.param(h, id=h.__name__) for h in hooks()])
     def test_each_hook_has_a_page_headed_by_its_exact_signature(self, hook):

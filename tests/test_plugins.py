@@ -8,6 +8,7 @@ import pytest
 
 from universal_healer.checks import CheckContext, DiagnosticCheck
 from universal_healer.hookspecs import hookimpl
+from universal_healer.hosts import HostFacts
 from universal_healer.metrics import Metrics
 from universal_healer.model import (
     CheckCategory,
@@ -137,6 +138,58 @@ class TestIsolation:
         manager = _manager(("family", FAMILY), ("zz-again", again))
         assert manager.stack("base").display_name == "Base"
         assert [f.plugin for f in manager.failures] == ["zz-again"]
+
+
+FACTS = HostFacts(
+    hostname="h", cpu_count=1, load_average=(0.0, 0.0, 0.0),
+    memory_total_bytes=1, memory_available_bytes=1, processes=("basesrv",),
+)  # fmt: skip
+
+
+class TestDetectServices:
+    def test_no_plugin_detects_services_by_default(self):
+        manager = _manager(("family", FAMILY))
+        assert manager.detects_services is False
+        assert manager.detect_services(FACTS) == ()
+
+    def test_each_plugin_is_called_on_its_own_and_bad_answers_are_dropped(self):
+        metrics = Metrics.create()
+
+        def explode(facts: HostFacts) -> list[Detection]:
+            raise RuntimeError("kaboom")
+
+        def good(facts: HostFacts) -> list[Detection]:
+            if "basesrv" not in facts.processes:
+                return []
+            return [Detection(stack="base", confidence=0.8, root="/var/lib/base")]
+
+        manager = build_plugin_manager(
+            load_entry_points=False,
+            extra=[
+                ("family", FAMILY),
+                ("good", _plugin(healer_detect_services=good)),
+                ("bad", _plugin(healer_detect_services=explode)),
+                ("ghost", _plugin(healer_detect_services=lambda facts: [
+                    Detection(stack="ghost", confidence=0.9, root="/var/lib/ghost")])),
+                ("rootless", _plugin(healer_detect_services=lambda facts: [
+                    Detection(stack="base", confidence=0.9)])),
+                ("junk", _plugin(healer_detect_services=lambda facts: "not a list")),
+            ],
+            metrics=metrics,
+        )  # fmt: skip
+        assert manager.detects_services is True
+        found = manager.detect_services(FACTS)
+        assert [(d.stack, d.root, d.plugin) for d in found] == [("base", "/var/lib/base", "good")]
+        failures = {f.plugin: f.reason for f in manager.failures}
+        assert set(failures) == {"bad", "ghost", "rootless", "junk"}
+        assert "RuntimeError: kaboom" in failures["bad"]
+        assert "undeclared stack 'ghost'" in failures["ghost"]
+        assert "without a root" in failures["rootless"]
+        assert all(f.hook == "healer_detect_services" for f in manager.failures)
+        sample = metrics.registry.get_sample_value(
+            "healer_plugin_errors_total", {"plugin": "bad", "hook": "healer_detect_services"}
+        )
+        assert sample == 1.0
 
 
 class TestLineage:

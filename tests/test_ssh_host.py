@@ -26,7 +26,7 @@ from universal_healer.exceptions import (
     HostUnreachableError,
     RemoteError,
 )
-from universal_healer.hosts import Host, LocalHost
+from universal_healer.hosts import Host, Listener, LocalHost
 from universal_healer.hosts.ssh import _ASYNCSSH_ERRORS, SSHConfig, SSHHost, translate_error
 
 
@@ -560,6 +560,28 @@ class TestFacts:
         root = next(m for m in remote.mounts if m.mountpoint == "/")
         assert 0 <= root.used_percent <= 100
         assert root.used_bytes is not None
+
+    def test_listeners_and_processes_match_local_host(self, fleet, web1):
+        remote = on(fleet.config_for(web1), lambda h: h.facts())
+        local = asyncio.run(LocalHost().facts())
+        mariadb = Listener(kind="tcp", address="127.0.0.1", port=3306)
+        assert mariadb in remote.listeners
+        assert mariadb in local.listeners
+        # The fleet's own sshd listens, and is running, on both reads.
+        sshd = Listener(kind="tcp", address=web1.address, port=web1.port)
+        assert sshd in remote.listeners
+        assert {"mariadbd", "sshd"} <= set(remote.processes)
+        assert "mariadbd" in local.processes
+        # Long-lived services are the same set either way (short-lived ones come and go).
+        stable = {"mariadbd", "sshd", "postgres", "redis-server"}
+        assert stable & set(remote.processes) >= stable & set(local.processes) - {"sshd"}
+        tcp = {(x.address, x.port) for x in local.listeners if x.kind == "tcp"}
+        assert {(x.address, x.port) for x in remote.listeners if x.kind == "tcp"} >= tcp - {
+            (web1.address, web1.port)
+        }
+        unix = {x.path for x in local.listeners if x.kind == "unix"}
+        assert {x.path for x in remote.listeners if x.kind == "unix"} >= unix
+        assert list(remote.processes) == sorted(set(remote.processes))
 
     def test_facts_cost_one_round_trip(self, fleet, web1):
         async def facts(host):

@@ -155,8 +155,10 @@ def discover_servers(
     depth: int,
     connect_timeout: float,
     show_progress: bool,
+    services: bool = False,
 ) -> DiscoveryRun:
-    """Discover the applications of ``names`` concurrently and record them."""
+    """Discover the applications of ``names`` concurrently and record them (with their host
+    services when ``services``)."""
     specs, box = _specs(state, names)
     overrides = {spec.name: _pins(state, spec.name) for spec in specs}
     fleet = _run(state, specs, box, connect_timeout=connect_timeout)
@@ -171,6 +173,7 @@ def discover_servers(
                 max_depth=depth,
                 overrides=overrides,
                 on_host_done=lambda _: advance(),
+                services=services,
             )
 
         run = DiscoveryRun(asyncio.run(_with_fleet(fleet, work)))

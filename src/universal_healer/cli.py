@@ -106,6 +106,12 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int) -> None:
     metavar="SECONDS",
     help="Give up on a server that does not let us in within this time.",
 )
+@click.option(
+    "--services",
+    is_flag=True,
+    help="Also find host services (databases, caches) by their processes and listening "
+    "sockets; always on for this machine without PATHS.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 @click.pass_obj
 @handle_errors
@@ -117,6 +123,7 @@ def discover_command(
     all_servers: bool,
     depth: int,
     connect_timeout: float,
+    services: bool,
     as_json: bool,
 ) -> None:
     """Find applications under PATHS (default: /var/www /srv /opt /home/*/public_html) on this
@@ -125,7 +132,7 @@ def discover_command(
     if servers and all_servers:
         raise click.UsageError("give --server NAME or --all-servers, not both")
     if not (servers or all_servers):
-        _discover_here(state, paths, depth, as_json)
+        _discover_here(state, paths, depth, as_json, services=services or not paths)
         return
     if any(not path.startswith("/") for path in paths):
         raise click.UsageError("paths on servers must be absolute")
@@ -141,6 +148,7 @@ def discover_command(
         depth=depth,
         connect_timeout=connect_timeout,
         show_progress=not as_json,
+        services=services,
     )
     errors = [f"{name}: {error}" for name, report in run.reports.items() for error in report.errors]
     if as_json:
@@ -172,8 +180,11 @@ def discover_command(
         raise SystemExit(int(ExitCode.PARTIAL))
 
 
-def _discover_here(state: State, paths: tuple[str, ...], depth: int, as_json: bool) -> None:
-    """``healer discover [PATHS]``: this machine, as before there were servers."""
+def _discover_here(
+    state: State, paths: tuple[str, ...], depth: int, as_json: bool, *, services: bool
+) -> None:
+    """``healer discover [PATHS]``: this machine, as before there were servers (host services
+    too when ``services``)."""
     search = [os.path.abspath(p) for p in paths] if paths else list(DEFAULT_SEARCH_PATHS)
     manager = state.plugins()
     host = LocalHost()
@@ -182,7 +193,9 @@ def _discover_here(state: State, paths: tuple[str, ...], depth: int, as_json: bo
         for app in state.registry.list_applications(server=LOCAL_SERVER)
         if app.detection_method is not DetectionMethod.AUTO
     }
-    report = asyncio.run(discover(host, manager, search, max_depth=depth, overrides=pins))
+    report = asyncio.run(
+        discover(host, manager, search, max_depth=depth, overrides=pins, services=services)
+    )
     recorded = record_discovery(state, manager, LOCAL_SERVER, report)
     if as_json:
         emit_json(

@@ -9,6 +9,12 @@ A candidate inside an application that *claims* that subtree (a WordPress theme'
 ``package.json`` under ``wp-content/``, a Laravel app's ``resources/``) is part of that app.
 Any other nested candidate is an application of its own (a monorepo's ``backend/`` and
 ``frontend/``).
+
+Stacks that are host services (a database server, a cache) are found by what runs rather than by
+files: with ``services=True`` the host's facts (listening sockets, process names) are gathered
+once and handed to every plugin's ``healer_detect_services``. A service whose root (its data
+directory) the scan also found merges with that application; any other becomes an application
+at its root, with an empty probe.
 """
 
 from __future__ import annotations
@@ -20,9 +26,17 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from universal_healer.detection import DetectionOutcome, Override, decide
+from universal_healer.detection import DetectionOutcome, Override, decide, rank
+from universal_healer.exceptions import RemoteError
 from universal_healer.hosts.base import FileRead, Host, ScannedDir
-from universal_healer.model import ProbedFile, ProbeFile, SiteProbe
+from universal_healer.model import (
+    Detection,
+    DetectionMethod,
+    ProbedFile,
+    ProbeFile,
+    SiteProbe,
+    StackInfo,
+)
 from universal_healer.plugins import PluginManager
 
 __all__ = [
@@ -145,6 +159,76 @@ def _claimed_by(root: str, apps: Sequence[DiscoveredApp]) -> DiscoveredApp | Non
     return None
 
 
+def _merge_service(
+    outcome: DetectionOutcome, service: Detection, stacks: Mapping[str, StackInfo]
+) -> DetectionOutcome:
+    """A file-found application's verdict with a service detection at the same root added: the
+    same stack merges (the higher confidence wins, evidence adds up; a pin stays as pinned),
+    another stack is ranked with the rest."""
+    best = outcome.best
+    assert best is not None  # noqa: S101 - only recognised roots become apps
+    if best.stack == service.stack:
+        winner, other = (best, service)
+        if outcome.method is DetectionMethod.AUTO and service.confidence > best.confidence:
+            winner, other = (service, best)
+        merged = attrs.evolve(
+            winner,
+            version=winner.version or other.version,
+            evidence=(*winner.evidence, *(e for e in other.evidence if e not in winner.evidence)),
+            claims=best.claims,
+        )
+        return attrs.evolve(outcome, best=merged)
+    if outcome.method is DetectionMethod.AUTO:
+        ranked = rank((best, *outcome.runners_up, service), stacks)
+        return attrs.evolve(outcome, best=ranked[0], runners_up=ranked[1:])
+    return attrs.evolve(outcome, runners_up=rank((*outcome.runners_up, service), stacks))
+
+
+async def _detect_services(
+    host: Host, manager: PluginManager, errors: list[str]
+) -> tuple[Detection, ...]:
+    """The host services the plugins recognise; a host fault is an error, not an exception."""
+    if not manager.detects_services:
+        return ()  # no plugin asks: spare the host the facts command
+    try:
+        facts = await host.facts()
+    except (RemoteError, OSError) as err:
+        errors.append(f"host services: could not gather the host's facts: {err}")
+        return ()
+    return manager.detect_services(facts)
+
+
+def _add_services(
+    host_name: str,
+    apps: list[DiscoveredApp],
+    skipped: list[SkippedRoot],
+    found: Sequence[Detection],
+    *,
+    stacks: Mapping[str, StackInfo],
+    pins: Mapping[str, Override],
+) -> tuple[list[DiscoveredApp], list[SkippedRoot]]:
+    """The scan's applications with the host services added: merged into the app at the same
+    root, or each a new app at its root (empty probe); sorted by root."""
+    by_root: dict[str, list[Detection]] = defaultdict(list)
+    for detection in found:
+        assert detection.root is not None  # noqa: S101 - the manager drops rootless ones
+        by_root[os.path.normpath(detection.root)].append(detection)
+    apps = list(apps)
+    for root, detections in sorted(by_root.items()):
+        index = next((i for i, app in enumerate(apps) if os.path.normpath(app.root) == root), None)
+        if index is not None:
+            outcome = apps[index].outcome
+            for detection in detections:
+                outcome = _merge_service(outcome, detection, stacks)
+            apps[index] = attrs.evolve(apps[index], outcome=outcome)
+            continue
+        outcome = decide(root, detections, stacks, pins.get(root))
+        probe = SiteProbe(host=host_name, root=root)
+        apps.append(DiscoveredApp(host=host_name, root=root, outcome=outcome, probe=probe))
+        skipped = [s for s in skipped if os.path.normpath(s.path) != root]
+    return sorted(apps, key=lambda app: app.root), skipped
+
+
 async def discover(
     host: Host,
     manager: PluginManager,
@@ -152,10 +236,13 @@ async def discover(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     overrides: Mapping[str, Override] | None = None,
+    services: bool = True,
 ) -> DiscoveryReport:
     """Find and recognise the applications under ``paths`` on ``host``.
 
     :param overrides: operator pins by application root path.
+    :param services: also detect host services (databases, caches) from the host's facts,
+        each an application at its plugin's root, merged with a scanned app at that root.
     :returns: the applications, the candidates that were not applications (with reasons)
         and every path that could not be looked at. Never raises for bad paths.
     """
@@ -184,8 +271,12 @@ async def discover(
             skipped.append(SkippedRoot(path=probe.root, reason="no plugin recognised it"))
             continue
         apps.append(DiscoveredApp(host=host.name, root=probe.root, outcome=outcome, probe=probe))
+    errors = list(scan.errors)
+    if services:
+        found = await _detect_services(host, manager, errors)
+        apps, skipped = _add_services(host.name, apps, skipped, found, stacks=stacks, pins=pins)
     return DiscoveryReport(
-        host=host.name, apps=tuple(apps), skipped=tuple(skipped), errors=scan.errors
+        host=host.name, apps=tuple(apps), skipped=tuple(skipped), errors=tuple(errors)
     )
 
 

@@ -380,6 +380,7 @@ async def discover_fleet(
     hosts_at_once: int = DEFAULT_HOSTS_AT_ONCE,
     host_timeout: float | None = None,
     on_host_done: Callable[[str], None] | None = None,
+    services: bool = False,
 ) -> dict[str, DiscoveryReport | HostFailure]:
     """Discover the applications of many servers at once.
 
@@ -389,6 +390,8 @@ async def discover_fleet(
     :param hosts_at_once: how many servers are worked on concurrently.
     :param host_timeout: seconds one server may take before it is failed as too slow.
     :param on_host_done: called with each server's name when its work ends, either way.
+    :param services: also detect each server's host services (databases, caches), at the
+        cost of one more round trip per server.
     :returns: each server's report or failure, by server name in the order given.
     """
     gate = asyncio.Semaphore(hosts_at_once)
@@ -399,7 +402,12 @@ async def discover_fleet(
 
         def work(host: Host) -> Awaitable[DiscoveryReport]:
             return discover(
-                host, manager, search, max_depth=max_depth, overrides=pins.get(spec.name)
+                host,
+                manager,
+                search,
+                max_depth=max_depth,
+                overrides=pins.get(spec.name),
+                services=services,
             )
 
         outcome = await _guarded(fleet, spec.name, gate, work, host_timeout=host_timeout)

@@ -27,6 +27,7 @@ import pluggy
 if TYPE_CHECKING:
     from universal_healer.backup import BackupStrategy
     from universal_healer.checks import DiagnosticCheck
+    from universal_healer.hosts.base import HostFacts
     from universal_healer.model import Detection, ProbeFile, SiteProbe, StackInfo
     from universal_healer.strategies import HealingStrategy
 
@@ -83,6 +84,27 @@ def healer_detect(probe: SiteProbe) -> Detection | None:
     keeps the runners-up as evidence. Must be pure: no I/O, no clock, no randomness, so it can
     be tested with a dict and hypothesis. Bad input (invalid JSON, binary garbage) is evidence,
     never an exception.
+    """
+
+
+@hookspec
+def healer_detect_services(facts: HostFacts) -> Sequence[Detection]:
+    """Say which of this plugin's stacks run on a host as services, not as directories.
+
+    Called once per host per discovery run that includes services, for every enabled plugin:
+    for stacks that are host services (databases, caches) found by what is running rather than
+    by files.
+
+    :param facts: the host's facts: its listening TCP and unix sockets and its process names
+        (names only, never command lines), besides CPU, memory and mounts.
+    :returns: one :class:`~universal_healer.model.Detection` per service found, each naming its
+        application root in ``root`` (the service's canonical directory, ``/var/lib/mysql``);
+        empty when none of this plugin's services runs there.
+
+    A detection whose root is also found by the file scan merges with that application (the
+    higher confidence wins, the evidence adds up); otherwise it becomes an application of its
+    own. A detection without a root is a plugin error and is dropped. Must be pure: no I/O, no
+    clock, no randomness, so it can be tested with a built ``HostFacts``.
     """
 
 

@@ -376,6 +376,9 @@ class Detection:
     :param evidence: short sentences saying why (and what was odd).
     :param claims: root-relative directories this application owns: a candidate root found
         inside one of them is part of this app (a theme's build tooling), not an app of its own.
+    :param root: for a host service (``healer_detect_services``), the application root it is
+        known by: the service's canonical directory (``/var/lib/mysql``). None from ``detect``,
+        whose root is the probe's.
     :param plugin: filled in by the engine with the name of the plugin that answered.
     """
 
@@ -384,6 +387,7 @@ class Detection:
     confidence: float = attrs.field(validator=_unit_interval)
     evidence: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     claims: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    root: str | None = None
     plugin: str | None = None
 
 

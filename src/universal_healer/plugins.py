@@ -22,6 +22,7 @@ from universal_healer import hookspecs
 from universal_healer.backup import BackupStrategy
 from universal_healer.checks import DiagnosticCheck
 from universal_healer.hookspecs import PROJECT_NAME
+from universal_healer.hosts.base import HostFacts
 from universal_healer.metrics import Metrics, default_metrics
 from universal_healer.model import Detection, ProbeFile, SiteProbe, StackInfo
 from universal_healer.strategies import HealingStrategy
@@ -208,6 +209,32 @@ class PluginManager:
                 continue
             found.append(attrs.evolve(answer, plugin=plugin))
         return tuple(found)
+
+    @property
+    def detects_services(self) -> bool:
+        """Whether any enabled plugin implements ``healer_detect_services`` (when none does,
+        discovery need not gather the host's facts)."""
+        return bool(self._pm.hook.healer_detect_services.get_hookimpls())
+
+    def detect_services(self, facts: HostFacts) -> tuple[Detection, ...]:
+        """Every plugin's host-service detections for ``facts``, stamped with the plugin's
+        name, sorted by root, stack and plugin.
+
+        A detection of a stack nobody declared, or without a root, is reported as a plugin
+        error and dropped.
+        """
+        hook = "healer_detect_services"
+        known = self.stacks()
+        found: list[Detection] = []
+        for plugin, answer in self._typed_list(hook, Detection, self._call(hook, facts=facts)):
+            if answer.stack not in known:
+                self._fail(plugin, hook, f"detected undeclared stack {answer.stack!r}")
+                continue
+            if not answer.root:
+                self._fail(plugin, hook, f"detected {answer.stack!r} without a root")
+                continue
+            found.append(attrs.evolve(answer, plugin=plugin))
+        return tuple(sorted(found, key=lambda d: (d.root or "", d.stack, d.plugin or "")))
 
     def _per_lineage(self, hook: str, expected: type[Any], stack_id: str) -> list[Any]:
         chosen: dict[str, Any] = {}

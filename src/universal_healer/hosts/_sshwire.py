@@ -22,6 +22,7 @@ from glob import has_magic
 
 import attrs
 
+from universal_healer.hosts import _procnet
 from universal_healer.hosts.base import (
     DirEntry,
     FileRead,
@@ -145,10 +146,19 @@ done
 )
 _SCAN_FIELDS = " %D %i %d %P\\0"
 
+# $1 is a random boundary: the sections that follow df hold socket paths and process names,
+# which any local user can choose, so each opens with a line no file can contain by chance.
+# A file that cannot be read (no IPv6, a process that just ended) is simply left out.
 FACTS_SCRIPT = r"""uname -n; getconf _NPROCESSORS_ONLN; cat /proc/loadavg
 echo @meminfo; cat /proc/meminfo
-echo @df; exec df -a -B1 --output=source,fstype,size,used,avail,itotal,iavail,target 2>/dev/null
+echo @df; df -a -B1 --output=source,fstype,size,used,avail,itotal,iavail,target 2>/dev/null
+printf '\n%s tcp\n' "$1"; cat /proc/net/tcp 2>/dev/null
+printf '\n%s tcp6\n' "$1"; cat /proc/net/tcp6 2>/dev/null
+printf '\n%s unix\n' "$1"; cat /proc/net/unix 2>/dev/null
+printf '\n%s comm\n' "$1"; cat /proc/[0-9]*/comm 2>/dev/null
+printf '\n%s end\n' "$1"
 """
+_FACTS_SECTIONS = ("tcp", "tcp6", "unix", "comm")
 
 _FILE_TYPES = {
     "f": stat.S_IFREG, "d": stat.S_IFDIR, "l": stat.S_IFLNK, "p": stat.S_IFIFO,
@@ -473,9 +483,17 @@ class _Walk:
 # -- facts --------------------------------------------------------------------------------------
 
 
-def parse_facts(data: bytes) -> HostFacts:
-    """HostFacts from :data:`FACTS_SCRIPT`'s answer (mounts filtered as LocalHost filters)."""
-    head, _, rest = _decode(data).partition("@meminfo\n")
+def parse_facts(data: bytes, *, boundary: str) -> HostFacts:
+    """HostFacts from :data:`FACTS_SCRIPT`'s answer (mounts filtered as LocalHost filters,
+    listeners and process names parsed by :mod:`_procnet` as LocalHost parses them)."""
+    text, *chunks = _decode(data).split(f"\n{boundary} ")
+    sections: dict[str, str] = {}
+    for chunk in chunks:
+        name, _, body = chunk.partition("\n")
+        sections[name] = body
+    if any(name not in sections for name in (*_FACTS_SECTIONS, "end")):
+        raise WireError(f"facts: missing sections in {data[:200]!r}")
+    head, _, rest = text.partition("@meminfo\n")
     meminfo, _, df = rest.partition("@df\n")
     lines = head.splitlines()
     if len(lines) < 3:
@@ -493,6 +511,14 @@ def parse_facts(data: bytes) -> HostFacts:
         memory_total_bytes=memory.get("MemTotal", 0),
         memory_available_bytes=memory.get("MemAvailable", 0),
         mounts=_parse_df(df),
+        listeners=_procnet.sorted_listeners(
+            (
+                *_procnet.parse_tcp(sections["tcp"]),
+                *_procnet.parse_tcp(sections["tcp6"]),
+                *_procnet.parse_unix(sections["unix"]),
+            )
+        ),
+        processes=_procnet.parse_comms(sections["comm"]),
     )
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "FileStat",
     "Host",
     "HostFacts",
+    "Listener",
     "MountUsage",
     "ScanResult",
     "ScannedDir",
@@ -145,8 +146,27 @@ class MountUsage:
 
 
 @attrs.frozen(kw_only=True)
+class Listener:
+    """A socket listening on the host: a TCP port or a unix-domain socket path.
+
+    ``address`` and ``port`` are set for ``kind="tcp"`` (IPv4 or IPv6, ``"0.0.0.0"`` / ``"::"``
+    for every address); ``path`` for ``kind="unix"`` (an abstract socket starts with ``@``).
+    """
+
+    kind: str  # "tcp" | "unix"
+    address: str | None = None
+    port: int | None = None
+    path: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class HostFacts:
-    """Host-wide facts, gathered once per host per run and shared by all its applications."""
+    """Host-wide facts, gathered once per host per run and shared by all its applications.
+
+    :param listeners: listening TCP and unix sockets, sorted, for service detection.
+    :param processes: sorted unique process names (``/proc/<pid>/comm``): names only, never
+        command lines, which can hold secrets.
+    """
 
     hostname: str
     cpu_count: int
@@ -154,6 +174,8 @@ class HostFacts:
     memory_total_bytes: int
     memory_available_bytes: int
     mounts: tuple[MountUsage, ...] = ()
+    listeners: tuple[Listener, ...] = ()
+    processes: tuple[str, ...] = ()
 
     @property
     def memory_used_percent(self) -> float:
@@ -232,7 +254,8 @@ class Host(Protocol):
         """
 
     async def facts(self) -> HostFacts:
-        """Gather host-wide facts: CPU, load, memory and every real filesystem's usage."""
+        """Gather host-wide facts: CPU, load, memory, every real filesystem's usage, the
+        listening sockets and the running processes' names."""
 
     async def close(self) -> None:
         """Release connections; the host may be used again afterwards (it reconnects)."""

@@ -16,12 +16,14 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from universal_healer.exceptions import CommandTimeoutError, RemoteError
+from universal_healer.hosts import _procnet
 from universal_healer.hosts.base import (
     CommandResult,
     DirEntry,
     FileRead,
     FileStat,
     HostFacts,
+    Listener,
     MountUsage,
     ScannedDir,
     ScanResult,
@@ -234,6 +236,32 @@ def _mounts() -> tuple[MountUsage, ...]:
     return tuple(sorted(mounts.values(), key=lambda m: m.mountpoint))
 
 
+def _proc_text(path: str) -> str:
+    """A /proc file's text, or "" when it cannot be read (no IPv6, a process that just ended)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", errors="surrogateescape")
+    except OSError:
+        return ""
+
+
+def _listeners() -> tuple[Listener, ...]:
+    return _procnet.sorted_listeners(
+        (
+            *_procnet.parse_tcp(_proc_text("/proc/net/tcp")),
+            *_procnet.parse_tcp(_proc_text("/proc/net/tcp6")),
+            *_procnet.parse_unix(_proc_text("/proc/net/unix")),
+        )
+    )
+
+
+def _processes() -> tuple[str, ...]:
+    # comm only (the kernel's 15-byte name), never cmdline: a command line can hold a password.
+    return _procnet.parse_comms(
+        "\n".join(_proc_text(path) for path in glob.glob("/proc/[0-9]*/comm"))
+    )
+
+
 def _facts() -> HostFacts:
     total, available = _meminfo()
     return HostFacts(
@@ -243,6 +271,8 @@ def _facts() -> HostFacts:
         memory_total_bytes=total,
         memory_available_bytes=available,
         mounts=_mounts(),
+        listeners=_listeners(),
+        processes=_processes(),
     )
 
 

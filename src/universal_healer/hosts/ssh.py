@@ -412,9 +412,11 @@ class SSHHost:
         )  # fmt: skip
 
     async def facts(self) -> HostFacts:
-        """Hostname, CPUs, load, memory and every real filesystem, in one command."""
-        result = await self._script(wire.FACTS_SCRIPT)
-        return self._parsed(wire.parse_facts, result.stdout)
+        """Hostname, CPUs, load, memory, every real filesystem, the listening sockets and the
+        process names, in one command."""
+        boundary = secrets.token_hex(16)
+        result = await self._script(wire.FACTS_SCRIPT, boundary)
+        return self._parsed(lambda: wire.parse_facts(result.stdout, boundary=boundary))
 
     async def close(self) -> None:
         """Close the connection (and the jump host's); the next call connects again."""
