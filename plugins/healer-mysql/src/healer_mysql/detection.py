@@ -10,12 +10,18 @@ keeps its state: its **data directory** (``/var/lib/mysql``: ``ibdata1``, ``aria
 The version comes from ``mysql_upgrade_info`` (``mariadb-upgrade``/``mysql_upgrade`` write the
 server version there); a configuration directory does not say it, and the
 ``mysql_version_uptime`` check asks the server.
+
+A **running server** is found from the host's facts (:func:`detect_services`): a ``mariadbd`` or
+``mysqld`` process, a TCP listener on 3306, a unix socket ending in ``mysqld.sock`` or
+``mysql.sock``. It is an application at the conventional data directory ``/var/lib/mysql``, so
+it merges with that directory's detection when discovery scans it too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from universal_healer.hosts.base import HostFacts
 from universal_healer.model import Detection, ProbeFile, SiteProbe
 
 from healer_mysql import STACK_ID
@@ -26,13 +32,30 @@ from healer_mysql.parsing import (
     upgrade_info_version,
 )
 
-__all__ = ["CONFIG_MARKER", "DATADIR_MARKERS", "detect", "probe_files"]
+__all__ = [
+    "CONFIG_MARKER",
+    "DATADIR_MARKERS",
+    "SERVER_PROCESSES",
+    "SERVICE_ROOT",
+    "detect",
+    "detect_services",
+    "probe_files",
+]
 
 DATADIR_MARKERS = ("mysql_upgrade_info", "aria_log_control", "ibdata1")
 """Files only a server's data directory holds."""
 
 CONFIG_MARKER = "my.cnf"
 """The server's main option file, in its configuration directory (``/etc/mysql``, ``/etc``)."""
+
+SERVICE_ROOT = "/var/lib/mysql"
+"""Where a server found running is recorded: the conventional data directory."""
+
+SERVER_PROCESSES = ("mariadbd", "mysqld")
+"""Process names (``comm``) of the server itself, MariaDB's and MySQL's."""
+
+_SERVER_PORT = 3306
+_SOCKET_NAMES = ("mysqld.sock", "mysql.sock")
 
 _CONFIG_BYTES = 64 * 1024
 _DEBIAN_LAYOUT = ("conf.d", "mariadb.conf.d", "mysql.conf.d")
@@ -132,3 +155,42 @@ def _config_dir(probe: SiteProbe) -> Detection | None:
         confidence=0.8 if layout else 0.7,
         evidence=tuple(evidence),
     )
+
+
+def detect_services(facts: HostFacts) -> list[Detection]:
+    """A running server: 0.9 with both its process and a listener (TCP 3306 or its unix socket),
+    0.8 with one of them; nothing otherwise. Its root is :data:`SERVICE_ROOT`; the version is
+    not in the facts (the ``mysql_version_uptime`` check asks the server)."""
+    processes = [name for name in SERVER_PROCESSES if name in facts.processes]
+    listeners = [
+        f"TCP {listener.address}:{listener.port}"
+        for listener in facts.listeners
+        if listener.kind == "tcp" and listener.port == _SERVER_PORT
+    ]
+    listeners += [
+        f"unix socket {listener.path}"
+        for listener in facts.listeners
+        if listener.kind == "unix" and (listener.path or "").endswith(_SOCKET_NAMES)
+    ]
+    if not processes and not listeners:
+        return []
+    evidence = []
+    if processes:
+        evidence.append(f"a MySQL/MariaDB server process is running: {', '.join(processes)}")
+    if listeners:
+        evidence.append(f"listening on {', '.join(listeners)}")
+    if "mariadbd" in processes:
+        evidence.append("mariadbd: a MariaDB server")
+    evidence.append(
+        f"a host service, recorded at the conventional data directory {SERVICE_ROOT}; "
+        "the mysql_version_uptime check asks the server its version"
+    )
+    return [
+        Detection(
+            stack=STACK_ID,
+            version=None,
+            confidence=0.9 if processes and listeners else 0.8,
+            evidence=tuple(evidence),
+            root=SERVICE_ROOT,
+        )
+    ]

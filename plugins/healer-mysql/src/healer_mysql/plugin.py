@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from universal_healer.backup import BackupStrategy
 from universal_healer.checks import DiagnosticCheck
 from universal_healer.hookspecs import hookimpl
+from universal_healer.hosts.base import HostFacts
 from universal_healer.model import Detection, ProbeFile, SiteProbe, StackInfo, StackKind
 from universal_healer.strategies import HealingStrategy
 
@@ -29,7 +30,8 @@ def healer_stacks() -> Sequence[StackInfo]:
             display_name="MySQL / MariaDB",
             kind=StackKind.DATABASE,
             secret_files=("debian.cnf",),
-            description="A MySQL or MariaDB server, found by its datadir or configuration",
+            description="A MySQL or MariaDB server, found running on the host or by its "
+            "datadir or configuration",
         )
     ]
 
@@ -44,6 +46,12 @@ def healer_probe_files() -> Sequence[ProbeFile]:
 def healer_detect(probe: SiteProbe) -> Detection | None:
     """A server's data directory or configuration directory."""
     return detection.detect(probe)
+
+
+@hookimpl
+def healer_detect_services(facts: HostFacts) -> Sequence[Detection]:
+    """A running server (process, TCP 3306, its unix socket), at ``/var/lib/mysql``."""
+    return detection.detect_services(facts)
 
 
 @hookimpl
