@@ -13,6 +13,7 @@ by subclassing; the per-application knobs are metadata (:mod:`healer_mysql.setti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from universal_healer._mysql import MySQLClientError
@@ -210,6 +211,11 @@ def _duration(seconds: int) -> str:
     return f"{days} d {hours} h" if days else f"{hours} h {rest // 60} min"
 
 
+def _pairs(*rowsets: Sequence[Sequence[str]]) -> dict[str, str]:
+    """``SHOW STATUS``/``SHOW VARIABLES`` rows as one name -> value mapping (names lowercased)."""
+    return {row[0].lower(): row[1] for rows in rowsets for row in rows if len(row) == 2}
+
+
 class ConnectionsUsedCheck(MySQLCheck):
     """Connections in use against ``max_connections``: the next client is refused at 100 %."""
 
@@ -230,7 +236,7 @@ class ConnectionsUsedCheck(MySQLCheck):
             ],
             what="reading the connection counts",
         )
-        pairs = {row[0].lower(): row[1] for row in [*status, *variables] if len(row) == 2}
+        pairs = _pairs(status, variables)
         connected, limit = (
             int_value(pairs, "threads_connected"),
             int_value(pairs, "max_connections"),
@@ -279,7 +285,7 @@ class SlowQueryLogCheck(MySQLCheck):
             ],
             what="reading the slow query log settings",
         )
-        pairs = {row[0].lower(): row[1] for row in [*variables, *status] if len(row) == 2}
+        pairs = _pairs(variables, status)
         enabled = pairs.get("slow_query_log", "").upper() in ("ON", "1")
         slow, questions = int_value(pairs, "slow_queries") or 0, int_value(pairs, "questions") or 0
         share = percent(slow, questions)
@@ -330,7 +336,7 @@ class BufferPoolHitRatioCheck(MySQLCheck):
             ],
             what="reading the buffer pool counters",
         )
-        pairs = {row[0].lower(): row[1] for row in [*status, *variables] if len(row) == 2}
+        pairs = _pairs(status, variables)
         requests = int_value(pairs, "innodb_buffer_pool_read_requests")
         disk = int_value(pairs, "innodb_buffer_pool_reads")
         if requests is None or disk is None:

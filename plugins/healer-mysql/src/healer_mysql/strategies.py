@@ -35,7 +35,7 @@ from universal_healer.strategies import HealingStrategy
 
 from healer_mysql import server
 from healer_mysql.checks import SERVICE_UNITS
-from healer_mysql.connection import login_for_action, open_session
+from healer_mysql.connection import Session, login_for_action, open_session
 from healer_mysql.parsing import ProcessRow
 from healer_mysql.settings import Settings
 
@@ -86,17 +86,27 @@ def _named(tables: Sequence[object], limit: int = 8) -> str:
 # OPTIMIZE TABLE
 
 
+async def _admin_each(
+    db: Session, verb: str, tables: Sequence[_Table]
+) -> tuple[list[str], list[str]]:
+    """Run ``verb TABLE`` on each table: one line of what the server said per table, and the
+    tables it did not succeed on."""
+    lines: list[str] = []
+    failed: list[str] = []
+    for table in tables:
+        outcome = await server.admin(db, verb, table.schema, table.name)
+        said = "; ".join((*outcome.messages, outcome.status or "no status"))
+        lines.append(f"{table}: {said}")
+        if not outcome.ok:
+            failed.append(str(table))
+    return lines, failed
+
+
 def _optimize(tables: Sequence[_Table]) -> StepRun:
     async def run(host: Host, app: Application) -> str:
         login = await login_for_action(host, app)
-        lines, failed = [], []
         async with open_session(host, login, timeout=3600.0) as db:
-            for table in tables:
-                outcome = await server.admin(db, "OPTIMIZE", table.schema, table.name)
-                said = "; ".join((*outcome.messages, outcome.status or "no status"))
-                lines.append(f"{table}: {said}")
-                if not outcome.ok:
-                    failed.append(str(table))
+            lines, failed = await _admin_each(db, "OPTIMIZE", tables)
         if failed:
             raise StepFailedError(
                 f"OPTIMIZE TABLE failed for {', '.join(failed)}: {'; '.join(lines)}"
@@ -143,7 +153,6 @@ class OptimizeFragmentedTables(HealingStrategy):
 def _repair(tables: Sequence[_Table]) -> StepRun:
     async def run(host: Host, app: Application) -> str:
         login = await login_for_action(host, app)
-        lines, failed = [], []
         async with open_session(host, login, timeout=3600.0) as db:
             listed = {
                 (t.schema, t.name): t
@@ -159,12 +168,7 @@ def _repair(tables: Sequence[_Table]) -> StepRun:
                         f"refusing REPAIR TABLE {table}: its engine is "
                         f"{found.engine or 'unknown'}, which REPAIR TABLE does not repair"
                     )
-            for table in tables:
-                outcome = await server.admin(db, "REPAIR", table.schema, table.name)
-                said = "; ".join((*outcome.messages, outcome.status or "no status"))
-                lines.append(f"{table}: {said}")
-                if not outcome.ok:
-                    failed.append(str(table))
+            lines, failed = await _admin_each(db, "REPAIR", tables)
         if failed:
             raise StepFailedError(
                 f"REPAIR TABLE did not succeed for {', '.join(failed)}: {'; '.join(lines)}"
