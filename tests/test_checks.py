@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import attrs
 import pytest
 
-from universal_healer.checks import CheckContext, DiagnosticCheck, FactsCache, run_checks
+from universal_healer.checks import CheckContext, DiagnosticCheck, HostQuery, HostRun, run_checks
 from universal_healer.exceptions import CommandTimeoutError, HostUnreachableError
 from universal_healer.hosts import LocalHost
 from universal_healer.model import (
@@ -76,10 +77,10 @@ def diagnose(checks, *, host=None, **kwargs):
     host = host or LocalHost()
 
     async def main():
-        cache = FactsCache(host)
+        cache = HostRun(host)
 
         def make_context(check):
-            return CheckContext(check=check, host=host, app=APP, stack=None, facts_cache=cache)
+            return CheckContext(check=check, host=host, app=APP, stack=None, host_run=cache)
 
         return await run_checks(checks, make_context, **kwargs)
 
@@ -296,3 +297,159 @@ class TestFactsCache:
         )
         assert [r.status for r in results] == [CheckStatus.ERROR, CheckStatus.PASS]
         assert host.facts_calls == 1
+
+
+@attrs.frozen
+class Lengths(HostQuery[str, int]):
+    """A query that records every call it gets; ``gate`` holds answers back while unset."""
+
+    calls: list = attrs.field(factory=list, eq=False)
+    gate: asyncio.Event | None = attrs.field(default=None, eq=False)
+    fail_with: Exception | None = attrs.field(default=None, eq=False)
+    skip: frozenset = attrs.field(default=frozenset(), eq=False)
+    label: str = "lengths"
+
+    async def answer(self, host, keys):
+        self.calls.append(tuple(keys))
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        return {key: len(key) for key in keys if key not in self.skip}
+
+
+def asks(query, key=None):
+    """A check behaviour that asks ``query`` about ``key`` (the check's own name by default)."""
+
+    async def behaviour(ctx):
+        value = await ctx.ask(query, key or ctx.check.name)
+        return ctx.passed(f"answer {value}")
+
+    return behaviour
+
+
+class TestHostQuery:
+    def test_keys_asked_by_concurrent_checks_go_to_one_call(self):
+        query = Lengths()
+        names = ["a", "bb", "ccc", "dddd"]
+        results = diagnose([make_check(name, asks(query)) for name in names])
+        assert query.calls == [tuple(names)]
+        assert [r.message for r in results] == ["answer 1", "answer 2", "answer 3", "answer 4"]
+
+    def test_a_key_is_answered_once_per_run_however_often_it_is_asked(self):
+        query = Lengths()
+        checks = [make_check(f"c{i}", asks(query, "same")) for i in range(5)]
+        results = diagnose(checks, limit=asyncio.Semaphore(2))
+        assert query.calls == [("same",)]
+        assert {r.message for r in results} == {"answer 4"}
+
+    def test_a_key_asked_again_while_its_answer_is_on_the_way_waits_for_that_answer(self):
+        gate = asyncio.Event()
+        query = Lengths(gate=gate)
+
+        async def asks_late(ctx):
+            for _ in range(5):  # the first call is under way by now
+                await asyncio.sleep(0)
+            gate.set()
+            return ctx.passed(f"answer {await ctx.ask(query, 'key')}")
+
+        results = diagnose([make_check("a", asks(query, "key")), make_check("b", asks_late)])
+        assert query.calls == [("key",)]
+        assert [r.message for r in results] == ["answer 3", "answer 3"]
+
+    def test_keys_asked_while_every_slot_is_busy_leave_together(self):
+        gate = asyncio.Event()
+        query = Lengths(gate=gate)  # two calls at once, by default
+
+        async def asks_after(ctx):
+            name = ctx.check.name
+            turns = {"a": 0, "b": 3}[name] if name in "ab" else 6 + int(name[1:])
+            for _ in range(turns):  # one key a turn: none would share a call by itself
+                await asyncio.sleep(0)
+            answer = asyncio.ensure_future(ctx.ask(query, ctx.check.name))
+            await asyncio.sleep(0)
+            if ctx.check.name == "c9":
+                gate.set()
+            return ctx.passed(f"answer {await answer}")
+
+        names = ["a", "b"] + [f"c{i}" for i in range(10)]
+        results = diagnose([make_check(n, asks_after) for n in names], limit=asyncio.Semaphore(12))
+        assert query.calls == [("a",), ("b",), tuple(f"c{i}" for i in range(10))]
+        assert {r.status for r in results} == {CheckStatus.PASS}
+
+    def test_no_call_holds_more_than_max_keys(self):
+        @attrs.frozen
+        class Small(Lengths):
+            max_keys: ClassVar[int] = 3
+
+        query = Small()
+        diagnose([make_check(f"k{i}", asks(query)) for i in range(8)])
+        assert sorted(len(call) for call in query.calls) == [2, 3, 3]
+        assert sorted(key for call in query.calls for key in call) == [f"k{i}" for i in range(8)]
+
+    def test_equal_queries_share_their_batches_and_different_ones_do_not(self):
+        first, same, other = Lengths(), Lengths(), Lengths(label="other")
+        checks = [
+            make_check("a", asks(first)),
+            make_check("b", asks(same)),
+            make_check("c", asks(other)),
+        ]
+        diagnose(checks)
+        assert first.calls == [("a", "b")]
+        assert same.calls == []
+        assert other.calls == [("c",)]
+
+    def test_a_failed_call_is_an_error_for_every_check_that_asked_and_is_watched(self):
+        query = Lengths(fail_with=HostUnreachableError("web-1", "connection lost"))
+        seen = []
+
+        async def main():
+            run = HostRun(LocalHost())
+            watched = run.watched(seen.append)
+
+            def make_context(check):
+                return CheckContext(
+                    check=check, host=LocalHost(), app=APP, stack=None, host_run=watched
+                )
+
+            return await run_checks([make_check(n, asks(query)) for n in "xyz"], make_context)
+
+        results = asyncio.run(main())
+        assert [r.status for r in results] == [CheckStatus.ERROR] * 3
+        assert all("connection lost" in r.message for r in results)
+        assert query.calls == [("x", "y", "z")]
+        assert len(seen) == 3
+        assert {type(err) for err in seen} == {HostUnreachableError}
+
+    def test_a_key_missing_from_the_answer_fails_only_its_own_check(self):
+        query = Lengths(skip=frozenset({"bb"}))
+        results = diagnose([make_check(name, asks(query)) for name in ("a", "bb", "ccc")])
+        assert [r.status for r in results] == [
+            CheckStatus.PASS,
+            CheckStatus.ERROR,
+            CheckStatus.PASS,
+        ]
+        assert "Lengths gave no answer for 'bb'" in results[1].message
+
+    def test_a_check_that_gives_up_waiting_does_not_spoil_the_answer_for_the_others(self):
+        gate = asyncio.Event()
+        query = Lengths(gate=gate)
+
+        async def patient(ctx):
+            await asyncio.sleep(0.1)  # the impatient check has timed out by now
+            gate.set()
+            return ctx.passed(f"answer {await ctx.ask(query, 'key')}")
+
+        results = diagnose(
+            [make_check("a", asks(query, "key"), timeout=0.05), make_check("b", patient)]
+        )
+        assert [r.status for r in results] == [CheckStatus.ERROR, CheckStatus.PASS]
+        assert results[1].message == "answer 3"
+        assert query.calls == [("key",)]
+
+    def test_the_base_class_must_be_given_an_answer(self):
+        async def main():
+            return await HostQuery().answer(LocalHost(), ["x"])
+
+        with pytest.raises(NotImplementedError):
+            asyncio.run(main())

@@ -16,6 +16,7 @@ import pytest
 
 from sshfleet import SSHFleet, free_port, processes_with
 from universal_healer._fleet_host import BatchingHost, probe_apps
+from universal_healer.checks import DiagnosticCheck, HostQuery
 from universal_healer.diagnosis import diagnose
 from universal_healer.discovery import DiscoveryReport, discover
 from universal_healer.exceptions import CommandTimeoutError, ConfigurationError
@@ -27,9 +28,10 @@ from universal_healer.fleet import (
     host_for,
     ssh_config_for,
 )
+from universal_healer.hookspecs import hookimpl
 from universal_healer.hosts import LocalHost, SSHHost
 from universal_healer.inventory import ServerKind, ServerSpec
-from universal_healer.model import Application, HealthStatus
+from universal_healer.model import Application, CheckCategory, HealthStatus, RiskLevel
 from universal_healer.plugins import build_plugin_manager
 from universal_healer.registry import open_registry
 
@@ -609,3 +611,53 @@ class TestBatchingHost:
         assert direct[3] is None
         assert direct[0] is not None
         assert trips <= 3  # one batch; a path it cannot settle is asked on its own
+
+
+class TestHostWideQueries:
+    def test_apps_that_lose_their_host_in_a_host_wide_query_are_not_reported_as_diagnosed(
+        self, fleet, tmp_path
+    ):
+        """A check whose only contact with the host is a host-wide query still tells the fleet
+        that its application lost the host: UNKNOWN with the reason, not a list of ERRORs."""
+        doomed = fleet.start(f"query-{uuid.uuid4().hex[:6]}", address="127.0.0.10")
+        root = tmp_path / "apps"
+        for name in ("php-site", "express-api", "node-worker"):
+            shutil.copytree(EXAMPLES / name, root / name)
+
+        @attrs.frozen
+        class KillsTheHost(HostQuery[str, int]):
+            async def answer(self, host, keys):
+                doomed.kill()
+                await host.run(("true",), timeout=5)
+                return dict.fromkeys(keys, 0)
+
+        class AsksOnly(DiagnosticCheck):
+            name = "asks_only"
+            category = CheckCategory.SYSTEM
+            severity = RiskLevel.LOW
+
+            async def run(self, ctx):
+                await ctx.ask(KillsTheHost(), ctx.app.path)
+                return ctx.passed("the host answered")
+
+        class Plugin:
+            @hookimpl
+            def healer_get_checks(self, stack):
+                return [AsksOnly()]
+
+        manager = build_plugin_manager(load_entry_points=False, extra=[("asker", Plugin())])
+        spec = spec_for(fleet, doomed, root)
+
+        async def work(fleet_):
+            apps = apps_of(await discover_fleet(fleet_, manager, [spec]))
+            return apps, await diagnose_fleet(fleet_, manager, apps)
+
+        try:
+            (apps, outcome), _ = run_fleet([spec], work)
+        finally:
+            doomed.stop()
+        assert len(apps) == 3
+        assert outcome.diagnoses == ()
+        [failure] = outcome.failures
+        assert sorted(app.path for app in failure.apps) == sorted(app.path for app in apps)
+        assert "connection" in failure.error

@@ -22,7 +22,7 @@ from universal_healer.builtin.checks import (
     InodeUsageCheck,
     MemoryUsageCheck,
 )
-from universal_healer.checks import CheckContext, FactsCache, run_checks
+from universal_healer.checks import CheckContext, HostRun, run_checks
 from universal_healer.hookspecs import hookimpl
 from universal_healer.hosts import HostFacts, LocalHost, MountUsage
 from universal_healer.metrics import Metrics
@@ -112,7 +112,7 @@ def check_app(check, path, *, host=None, stack=None):
     """Run one check directly (not through the runner), so a crash shows as a crash."""
     host = host or LocalHost()
     ctx = CheckContext(
-        check=check, host=host, app=application(path), stack=stack, facts_cache=FactsCache(host)
+        check=check, host=host, app=application(path), stack=stack, host_run=HostRun(host)
     )
     return asyncio.run(check.run(ctx))
 
@@ -206,12 +206,12 @@ class TestTheSharedPlugin:
 
     def test_all_shared_checks_run_on_a_real_app_without_error(self, tmp_path):
         host = LocalHost()
-        cache = FactsCache(host)
+        cache = HostRun(host)
         checks = shared.healer_get_checks(stack=WORDPRESS)
 
         def make_context(check):
             app = application(tmp_path)
-            return CheckContext(check=check, host=host, app=app, stack=WORDPRESS, facts_cache=cache)
+            return CheckContext(check=check, host=host, app=app, stack=WORDPRESS, host_run=cache)
 
         results = asyncio.run(run_checks(checks, make_context))
         assert [r.check for r in results] == SHARED_NAMES

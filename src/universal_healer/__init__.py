@@ -9,7 +9,13 @@ database, no metrics registry. Start with :func:`build_plugin_manager`, :func:`d
 from universal_healer import breaker, policy
 from universal_healer.backup import BackupStrategy
 from universal_healer.breaker import BreakerPolicy, BreakerState, BreakerStatus, Outcome
-from universal_healer.checks import CheckContext, DiagnosticCheck, FactsCache, run_checks
+from universal_healer.checks import (
+    CheckContext,
+    DiagnosticCheck,
+    HostQuery,
+    HostRun,
+    run_checks,
+)
 from universal_healer.detection import DetectionOutcome, Override
 from universal_healer.diagnosis import Diagnosis, diagnose
 from universal_healer.discovery import DiscoveredApp, DiscoveryReport, discover
@@ -79,7 +85,6 @@ __all__ = [
     "DiagnosticCheck",
     "DiscoveredApp",
     "DiscoveryReport",
-    "FactsCache",
     "HealerError",
     "HealingAction",
     "HealingMode",
@@ -88,6 +93,8 @@ __all__ = [
     "HealthStatus",
     "Host",
     "HostFacts",
+    "HostQuery",
+    "HostRun",
     "HostUnreachableError",
     "LocalHost",
     "Outcome",

@@ -470,13 +470,18 @@ class AppHost:
         """The host's name."""
         return self.host.name
 
+    def notice(self, err: BaseException) -> None:
+        """Remember ``err`` if it says the host is lost (for work done on the application's
+        behalf elsewhere, such as a host-wide query)."""
+        if isinstance(err, _LOST) and self.lost is None:
+            self.lost = err
+
     @contextlib.contextmanager
     def _watch(self) -> Iterator[None]:
         try:
             yield
         except _LOST as err:
-            if self.lost is None:
-                self.lost = err
+            self.notice(err)
             raise
 
     async def run(

@@ -23,8 +23,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
@@ -40,7 +40,14 @@ from universal_healer.model import (
     StackInfo,
 )
 
-__all__ = ["DEFAULT_TIMEOUT_S", "CheckContext", "DiagnosticCheck", "FactsCache", "run_checks"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "CheckContext",
+    "DiagnosticCheck",
+    "HostQuery",
+    "HostRun",
+    "run_checks",
+]
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -73,18 +80,174 @@ class DiagnosticCheck:
         return f"<check {self.name}>"
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class HostQuery(Generic[K, V]):
+    """A question the checks of many applications ask of one host, answered for all at once.
+
+    Some checks need a command per application (a ``find`` over its root, say). On a host with
+    fifty applications that is fifty processes, and over SSH fifty round trips. A query lets
+    them ask together: each check calls ``await ctx.ask(query, key)`` with its own key (its
+    root), and the run hands every key asked of the host in the meantime to ONE call of
+    :meth:`answer`::
+
+        @attrs.frozen
+        class CountFiles(HostQuery[str, int]):
+            async def answer(self, host: Host, keys: Sequence[str]) -> Mapping[str, int]:
+                done = await host.run(("find", *keys, "-printf", "%H\\0"), timeout=20)
+                names = done.stdout.split(b"\\0")[:-1]
+                return {key: names.count(os.fsencode(key)) for key in keys}
+
+    Queries are compared by value: make them frozen attrs classes, so that two checks asking
+    the same question share the batches. An answer must hold every key it was given; the
+    answer for one key must be exactly what :meth:`answer` would say for that key alone (fall
+    back to asking key by key whenever the batch cannot tell them apart). An exception from
+    :meth:`answer` is raised to every check that waits on it.
+
+    :cvar max_keys: keys handed to one call of :meth:`answer` at most.
+    :cvar max_in_flight: calls of :meth:`answer` running at once on one host.
+    """
+
+    max_keys: ClassVar[int] = 64
+    max_in_flight: ClassVar[int] = 2
+
+    async def answer(self, host: Host, keys: Sequence[K]) -> Mapping[K, V]:
+        """Answer for every key (distinct keys, in the order they were asked)."""
+        raise NotImplementedError
+
+
+class _Batches(Generic[K, V]):
+    """One query's keys on one host: asked together, answered once each per run.
+
+    The keys asked in one turn of the event loop go together. At most
+    :attr:`HostQuery.max_in_flight` calls run at once; keys asked while every slot is busy
+    wait, and leave together when a slot frees: the busier the host, the fuller the batches.
+    """
+
+    def __init__(self, query: HostQuery[K, V], host: Host) -> None:
+        self.query = query
+        self.host = host
+        self.answered: dict[K, V] = {}
+        self.waiting: dict[K, list[asyncio.Future[V]]] = {}
+        self.in_flight: dict[K, list[asyncio.Future[V]]] = {}
+        self.slots = asyncio.Semaphore(max(1, query.max_in_flight))
+        self.flushing = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def ask(self, key: K) -> V:
+        if key in self.answered:
+            return self.answered[key]
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        if key in self.in_flight:
+            self.in_flight[key].append(future)
+        else:
+            self.waiting.setdefault(key, []).append(future)
+            self._schedule()
+        return await future
+
+    def _schedule(self) -> None:
+        if not self.flushing:
+            self.flushing = True
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # every check woken in this turn adds its key first
+        async with self.slots:
+            self.flushing = False
+            keys = [key for key, futures in self.waiting.items() if _wanted(futures)]
+            batch = {key: self.waiting.pop(key) for key in keys[: max(1, self.query.max_keys)]}
+            if any(_wanted(futures) for futures in self.waiting.values()):
+                self._schedule()
+            else:
+                self.waiting.clear()
+            if batch:
+                self.in_flight.update(batch)
+                try:
+                    await self._answer(batch)
+                finally:
+                    for key in batch:
+                        self.in_flight.pop(key, None)
+
+    async def _answer(self, batch: dict[K, list[asyncio.Future[V]]]) -> None:
+        try:
+            answers = await self.query.answer(self.host, list(batch))
+        except Exception as err:  # noqa: BLE001 - handed to every check that asked
+            for futures in batch.values():
+                _settle(futures, error=err)
+            return
+        for key, futures in batch.items():
+            if key in answers:
+                self.answered[key] = answers[key]
+                _settle(futures, value=answers[key])
+            else:
+                missing = ValueError(f"{type(self.query).__name__} gave no answer for {key!r}")
+                _settle(futures, error=missing)
+
+
+def _wanted(futures: list[asyncio.Future[Any]]) -> bool:
+    return any(not future.done() for future in futures)
+
+
+def _settle(
+    futures: list[asyncio.Future[Any]], *, value: Any = None, error: Exception | None = None
+) -> None:
+    for future in futures:
+        if future.done():  # its check gave up waiting
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+
 @attrs.define
-class FactsCache:
-    """Gathers a host's facts once and shares them between every check of a run."""
+class _Shared:
+    facts: asyncio.Task[HostFacts] | None = None
+    batches: dict[HostQuery[Any, Any], _Batches[Any, Any]] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class HostRun:
+    """What the checks of one host share during a run: the host's facts, gathered once, and
+    the :class:`HostQuery` batches.
+
+    Make one per host and run, and hand it to every check of every application on that host
+    (``diagnose(..., host_run=...)`` does). :meth:`watched` gives one application a view of the
+    same run that tells it about the errors its checks meet there.
+    """
 
     host: Host
-    _task: asyncio.Task[HostFacts] | None = None
+    _shared: _Shared = attrs.field(factory=_Shared, alias="_shared")
+    _watch: Callable[[BaseException], None] | None = attrs.field(default=None, alias="_watch")
 
-    async def get(self) -> HostFacts:
+    async def facts(self) -> HostFacts:
         """The host's facts, gathered on first use."""
-        if self._task is None:
-            self._task = asyncio.ensure_future(self.host.facts())
-        return await asyncio.shield(self._task)
+        if self._shared.facts is None:
+            self._shared.facts = asyncio.ensure_future(self.host.facts())
+        return await self._watched(asyncio.shield(self._shared.facts))
+
+    async def ask(self, query: HostQuery[K, V], key: K) -> V:
+        """``query``'s answer for ``key``, asked together with the other checks' keys."""
+        batches = self._shared.batches.get(query)
+        if batches is None:
+            batches = self._shared.batches[query] = _Batches(query, self.host)
+        return await self._watched(batches.ask(key))
+
+    def watched(self, watch: Callable[[BaseException], None]) -> HostRun:
+        """The same run, calling ``watch`` with every exception a check meets in it."""
+        return HostRun(self.host, _shared=self._shared, _watch=watch)
+
+    async def _watched(self, work: Awaitable[V]) -> V:
+        try:
+            return await work
+        except Exception as err:
+            if self._watch is not None:
+                self._watch(err)
+            raise
 
 
 @attrs.frozen(kw_only=True)
@@ -100,11 +263,16 @@ class CheckContext:
     stack: StackInfo | None
     probe: SiteProbe | None = None
     secrets: Mapping[str, str] = attrs.field(factory=dict, repr=False)
-    facts_cache: FactsCache
+    host_run: HostRun
 
     async def facts(self) -> HostFacts:
         """Host-wide facts (disk, memory, load), gathered once per host per run."""
-        return await self.facts_cache.get()
+        return await self.host_run.facts()
+
+    async def ask(self, query: HostQuery[K, V], key: K) -> V:
+        """Ask ``query`` about ``key`` together with the checks of the host's other
+        applications (see :class:`HostQuery`)."""
+        return await self.host_run.ask(query, key)
 
     def path(self, *parts: str) -> str:
         """An absolute path inside the application root."""

@@ -20,7 +20,7 @@ from universal_healer.checks import (
     DEFAULT_TIMEOUT_S,
     CheckContext,
     DiagnosticCheck,
-    FactsCache,
+    HostRun,
     run_checks,
 )
 from universal_healer.hosts.base import Host
@@ -101,7 +101,7 @@ async def diagnose(
     *,
     probe: SiteProbe | None = None,
     secrets: Mapping[str, str] | None = None,
-    facts: FactsCache | None = None,
+    host_run: HostRun | None = None,
     limit: asyncio.Semaphore | None = None,
     default_timeout: float = DEFAULT_TIMEOUT_S,
     mode: HealingMode | None = None,
@@ -110,8 +110,8 @@ async def diagnose(
 ) -> Diagnosis:
     """Run every check that applies to ``app`` on ``host`` and plan the healing.
 
-    :param facts: share one per host between the applications of a run, so host facts are
-        gathered once.
+    :param host_run: share one per host between the applications of a run, so that host facts
+        are gathered once and host-wide queries are asked for all of them together.
     :param limit: share one per host to bound concurrent checks on it.
     :param mode: the healing mode to plan for; the application's own by default.
     :param only: run just the checks with these names (a heal's verification).
@@ -141,7 +141,7 @@ async def diagnose(
     checks = manager.checks_for(app.stack)
     if only is not None:
         checks = tuple(check for check in checks if check.name in only)
-    shared_facts = facts or FactsCache(host)
+    shared = host_run or HostRun(host)
 
     def make_context(check: DiagnosticCheck) -> CheckContext:
         return CheckContext(
@@ -151,7 +151,7 @@ async def diagnose(
             stack=stack,
             probe=probe,
             secrets=dict(secrets or {}),
-            facts_cache=shared_facts,
+            host_run=shared,
         )
 
     results = await run_checks(checks, make_context, limit=limit, default_timeout=default_timeout)

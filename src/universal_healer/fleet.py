@@ -8,11 +8,12 @@ closes them all at the end::
         outcome = await diagnose_fleet(fleet, manager, apps)
 
 Hosts are worked on concurrently (32 at once by default). On each host the applications share
-one connection, one :class:`~universal_healer.checks.FactsCache` (host facts gathered once)
-and bounded concurrency; their roots are listed and probed in one batch and concurrent
+one connection, one :class:`~universal_healer.checks.HostRun` (host facts gathered once, and
+host-wide queries such as the ``file_permissions`` check's ``find`` asked for many roots at
+once) and bounded concurrency; their roots are listed and probed in one batch and concurrent
 ``stat`` calls are coalesced (:mod:`universal_healer._fleet_host`), so remote commands grow
 with hosts rather than with applications x checks. What remains per application is what a
-check itself runs (the ``file_permissions`` check's ``find``).
+check runs on its own, without a host-wide form.
 
 One dead, slow or misconfigured host fails only its own work: discovery gives each server its
 :class:`~universal_healer.discovery.DiscoveryReport` or a :class:`HostFailure`; diagnosis gives
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 import attrs
 
 from universal_healer._fleet_host import AppHost, BatchingHost, probe_apps
-from universal_healer.checks import DEFAULT_TIMEOUT_S, FactsCache
+from universal_healer.checks import DEFAULT_TIMEOUT_S, HostRun
 from universal_healer.detection import Override
 from universal_healer.diagnosis import Diagnosis, diagnose
 from universal_healer.discovery import (
@@ -445,11 +446,11 @@ async def _diagnose_host(
     view = BatchingHost(
         host, batch=isinstance(host, SSHHost), command_timeout=limits.command_timeout
     )
-    facts = FactsCache(view)
+    run = HostRun(view)
     # Reach the host, gather its facts and probe every root before any check runs: a host
     # that cannot be reached fails here as a whole, with one clear reason.
     _, probes, _ = await asyncio.gather(
-        facts.get(),
+        run.facts(),
         probe_apps(view, manager, [app.path for app in apps]),
         view.prefetch_stats([path for app in apps for path in _usual_stats(app, manager)]),
     )
@@ -464,7 +465,7 @@ async def _diagnose_host(
                 app,
                 manager,
                 probe=probes.get(app.path),
-                facts=facts,
+                host_run=run.watched(seen.notice),
                 limit=checks,
                 default_timeout=limits.default_timeout,
             )

@@ -18,7 +18,7 @@ from pathlib import Path
 import attrs
 import pymysql
 import pytest
-from universal_healer.checks import CheckContext, FactsCache
+from universal_healer.checks import CheckContext, HostRun
 from universal_healer.healing import Healer
 from universal_healer.hosts import LocalHost
 from universal_healer.model import Application
@@ -91,7 +91,7 @@ def run_check(check, app, secrets_=None):
     host = LocalHost()
     ctx = CheckContext(
         check=check, host=host, app=app, stack=MYSQL, secrets=dict(secrets_ or {}),
-        facts_cache=FactsCache(host),
+        host_run=HostRun(host),
     )  # fmt: skip
     return run(check.run(ctx))
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from universal_healer.builtin._world_writable import WorldWritable, WritableScan
 from universal_healer.checks import CheckContext, DiagnosticCheck
 from universal_healer.hosts.base import MountUsage
 from universal_healer.model import CheckCategory, CheckResult, CheckStatus, RiskLevel
@@ -248,17 +249,6 @@ class _SecretModes:
     links: tuple[str, ...]
 
 
-@attrs.frozen(kw_only=True)
-class _WritableScan:
-    """What ``find`` reported: world-writable paths (relative, display-safe) and its troubles."""
-
-    paths: tuple[str, ...]
-    complete: bool
-    truncated: bool
-    errors: tuple[str, ...]
-    find_missing: bool = False
-
-
 class FilePermissionsCheck(DiagnosticCheck):
     """World-writable paths under the application root, and secret files others can read.
 
@@ -270,8 +260,15 @@ class FilePermissionsCheck(DiagnosticCheck):
     looked at, never their contents. A secret file that is a symlink is reported as not
     followed.
 
+    The scans of the applications diagnosed together on one host share one ``find``
+    (:class:`~universal_healer.builtin._world_writable.WorldWritable`, a host-wide query); each
+    root still gets exactly the answer its own ``find`` would give, and is scanned on its own
+    whenever the shared one cannot vouch for it.
+
     :cvar max_examples: at most this many paths are listed in the details.
-    :cvar scan_timeout_s: seconds before the ``find`` is killed.
+    :cvar scan_timeout_s: seconds before one root's own ``find`` is killed.
+    :cvar batch_timeout_s: seconds before the shared ``find`` of many roots is killed (each of
+        them is then scanned on its own).
     :cvar max_output: bytes of ``find`` output kept; past it the count is a lower bound.
     """
 
@@ -281,7 +278,10 @@ class FilePermissionsCheck(DiagnosticCheck):
     description = "No world-writable files, and no secret files readable by other users"
     max_examples: ClassVar[int] = 20
     scan_timeout_s: ClassVar[float] = 25.0
+    batch_timeout_s: ClassVar[float] = 10.0
     max_output: ClassVar[int] = 1024 * 1024
+    # The shared find, then the root's own if need be, and the time to judge.
+    timeout: ClassVar[float | None] = batch_timeout_s + scan_timeout_s + 5.0
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         """Scan the root and stat the secret files, then judge both together."""
@@ -294,23 +294,13 @@ class FilePermissionsCheck(DiagnosticCheck):
             return ctx.error("GNU find is not installed on the host", scan_errors=list(scan.errors))
         return self._verdict(ctx, scan, secrets)
 
-    async def _scan(self, ctx: CheckContext) -> _WritableScan:
-        argv = (
-            "find", "-H", ctx.app.path, "-xdev",
-            "(", "-perm", "-0002", "!", "-type", "l",
-            "!", "(", "-type", "d", "-perm", "-1000", ")", ")",
-            "-printf", "%P\\0",
-        )  # fmt: skip
-        done = await ctx.host.run(argv, timeout=self.scan_timeout_s, max_output=self.max_output)
-        records = sorted(done.stdout.split(b"\0")[:-1])  # the last piece is empty or cut short
-        errors = done.stderr.decode("utf-8", errors="backslashreplace").splitlines()
-        return _WritableScan(
-            paths=tuple(_shown(record or b".") for record in records),
-            complete=done.ok,
-            truncated=done.truncated,
-            errors=tuple(line for line in errors if line.strip())[:5],
-            find_missing=done.exit_status == 127 and not done.stdout,
+    async def _scan(self, ctx: CheckContext) -> WritableScan:
+        query = WorldWritable(
+            scan_timeout_s=self.scan_timeout_s,
+            batch_timeout_s=self.batch_timeout_s,
+            max_output=self.max_output,
         )
+        return await ctx.ask(query, ctx.app.path)
 
     async def _secrets(self, ctx: CheckContext) -> _SecretModes:
         declared = ctx.stack.secret_files if ctx.stack is not None else ()
@@ -327,9 +317,7 @@ class FilePermissionsCheck(DiagnosticCheck):
                 exposed.append(_shown(name))
         return _SecretModes(exposed=tuple(exposed), links=tuple(links))
 
-    def _verdict(
-        self, ctx: CheckContext, scan: _WritableScan, secrets: _SecretModes
-    ) -> CheckResult:
+    def _verdict(self, ctx: CheckContext, scan: WritableScan, secrets: _SecretModes) -> CheckResult:
         complete = scan.complete and not scan.truncated
         details: dict[str, Any] = {
             "world_writable_count": len(scan.paths),
@@ -360,7 +348,7 @@ class FilePermissionsCheck(DiagnosticCheck):
             )
         return ctx.passed("no world-writable paths and no exposed secret files", **details)
 
-    def _fix(self, ctx: CheckContext, scan: _WritableScan, secrets: _SecretModes) -> str:
+    def _fix(self, ctx: CheckContext, scan: WritableScan, secrets: _SecretModes) -> str:
         root = ctx.app.display_path
         steps = []
         if scan.paths:

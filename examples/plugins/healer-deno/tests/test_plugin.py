@@ -9,7 +9,7 @@ import pathlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from universal_healer.checks import CheckContext, DiagnosticCheck, FactsCache
+from universal_healer.checks import CheckContext, DiagnosticCheck, HostRun
 from universal_healer.hosts import LocalHost
 from universal_healer.model import (
     Application,
@@ -195,7 +195,7 @@ def run_check(check: DiagnosticCheck, root: pathlib.Path, probe: SiteProbe | Non
     host = LocalHost()
     app = Application(id="app-1", server="local", path=str(root), stack="deno")
     ctx = CheckContext(
-        check=check, host=host, app=app, stack=DENO, probe=probe, facts_cache=FactsCache(host)
+        check=check, host=host, app=app, stack=DENO, probe=probe, host_run=HostRun(host)
     )
     result = asyncio.run(check.run(ctx))
     assert isinstance(result, CheckResult)
