@@ -5,9 +5,11 @@ cost, and faults that must fail one host's work and leave the others' intact."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -520,11 +522,118 @@ class TestTrust:
         assert len(report.apps) == len(SAMPLE_STACKS)
 
 
+# Names a remote command must take as data: quotes, a command separator, substitutions, a
+# newline, bytes that are not UTF-8.
+HOSTILE = 'it\'s "odd"; $(touch pwned) `touch pwned` &'
+NEWLINE = "new\nline"
+NOT_UTF8 = os.fsdecode(b"caf\xe9 \xff")
+LONG = "n" * 300  # longer than a name may be: lstat says "File name too long"
+
+
+def odd_tree(base: Path) -> dict[str, str]:
+    """Files, directories and links with awkward names under ``base``; paths by label, as
+    strings (a Path would drop a trailing slash)."""
+    (base / "file").write_text("x")
+    (base / "dir").mkdir()
+    for name in ("a b", HOSTILE, NEWLINE, NOT_UTF8):
+        (base / "dir" / name).write_text("x")
+    (base / "dir" / "sub").mkdir()
+    (base / "dir" / "link").symlink_to("a b")
+    (base / "dir" / "dangling").symlink_to("nowhere")
+    (base / "empty").mkdir()
+    (base / "link").symlink_to("file")
+    (base / "dirlink").symlink_to("dir")
+    (base / "dangling").symlink_to("nowhere")
+    (base / "loop").symlink_to("loop")
+    for name in (HOSTILE, NEWLINE, NOT_UTF8):
+        (base / name).mkdir()
+        (base / name / name).write_text("y")
+    root = str(base)
+    return {
+        "root": root,
+        "file": f"{root}/file",
+        "dir": f"{root}/dir",
+        "dir/": f"{root}/dir/",
+        "dir/.": f"{root}/dir/.",
+        "dir/..": f"{root}/dir/..",
+        "empty": f"{root}/empty",
+        "link": f"{root}/link",
+        "dirlink": f"{root}/dirlink",
+        "dirlink/": f"{root}/dirlink/",
+        "dangling": f"{root}/dangling",
+        "loop": f"{root}/loop",
+        "hostile": f"{root}/{HOSTILE}",
+        "hostile/hostile": f"{root}/{HOSTILE}/{HOSTILE}",
+        "newline": f"{root}/{NEWLINE}",
+        "not utf-8": f"{root}/{NOT_UTF8}",
+        "missing": f"{root}/missing",
+        "hostile missing": f"{root}/{HOSTILE}-missing",
+        "newline missing": f"{root}/{NEWLINE}-missing",
+        "not utf-8 missing": f"{root}/{NOT_UTF8}-missing",
+        "missing below /": f"/no-such-{uuid.uuid4().hex}",
+        # Neither there nor clearly missing: the batch leaves these to the host's own stat.
+        "below missing": f"{root}/missing/below",
+        "below file": f"{root}/file/below",
+        "file/": f"{root}/file/",
+        "missing/": f"{root}/missing/",
+        "missing/..": f"{root}/missing/..",
+        "dangling/": f"{root}/dangling/",
+        "loop/": f"{root}/loop/",  # a link loop: an error, not None
+        "long": f"{root}/{LONG}",  # an error, not None
+        "long below /": f"/{LONG}",
+    }
+
+
+UNSURE = ("below missing", "below file", "file/", "missing/", "missing/..", "dangling/")
+UNSURE += ("loop/", "long", "long below /")
+
+
+def outcome(answer):
+    """An answer, or the error raised instead, in a form that compares."""
+    return (type(answer).__name__, str(answer)) if isinstance(answer, BaseException) else answer
+
+
+async def gather_outcomes(stat, paths):
+    """``stat`` of every path at once (one batch, for a BatchingHost), as outcomes."""
+    answers = await asyncio.gather(*map(stat, paths), return_exceptions=True)
+    return [outcome(answer) for answer in answers]
+
+
+async def listings(host, paths) -> dict[str, frozenset[str]]:
+    """What ``host.list_dir`` lists, as BatchingHost.list_dirs says it; unlistable left out."""
+    found = {}
+    for path in paths:
+        try:
+            entries = await host.list_dir(path)
+        except OSError:
+            continue
+        found[path] = frozenset(e.name + "/" if e.is_dir else e.name for e in entries)
+    return found
+
+
+class DamagingHost(LocalHost):
+    """This machine, except that the answer to the first command arrives damaged (and not
+    marked truncated)."""
+
+    def __init__(self, damage):
+        super().__init__()
+        self.damage = damage
+        self.damaged = False
+
+    async def run(self, argv, **options):
+        result = await super().run(argv, **options)
+        if self.damaged:
+            return result
+        self.damaged = True
+        return attrs.evolve(result, stdout=self.damage(result.stdout))
+
+
 class TestBatchingHost:
     """The batched views answer exactly what SSHHost answers, in fewer round trips."""
 
-    def both(self, fleet, server, work):
-        """``work(host)`` on a plain SSHHost and on a BatchingHost over another one."""
+    def both(self, fleet, server, work, batched_work=None):
+        """``work(host)`` on a plain SSHHost, and ``batched_work`` (or ``work``) on a
+        BatchingHost over another one, with the round trips the latter cost."""
 
         async def main():
             plain = SSHHost(fleet.config_for(server))
@@ -533,7 +642,7 @@ class TestBatchingHost:
                 direct = await work(plain)
                 await wrapped.facts()
                 before = wrapped.round_trips
-                batched = await work(BatchingHost(wrapped, batch=True))
+                batched = await (batched_work or work)(BatchingHost(wrapped, batch=True))
                 return direct, batched, wrapped.round_trips - before
             finally:
                 await plain.close()
@@ -611,6 +720,148 @@ class TestBatchingHost:
         assert direct[3] is None
         assert direct[0] is not None
         assert trips <= 3  # one batch; a path it cannot settle is asked on its own
+
+    def test_a_batch_of_odd_paths_answers_as_ssh_host_does_in_one_round_trip(
+        self, fleet, servers, tmp_path
+    ):
+        tree = odd_tree(tmp_path)
+        settled = [path for label, path in tree.items() if label not in UNSURE]
+
+        direct, batched, trips = self.both(
+            fleet, servers["web1"], lambda host: gather_outcomes(host.stat, settled)
+        )
+        assert batched == direct
+        assert direct[settled.index(tree["missing"])] is None
+        assert direct[settled.index(tree["dangling"])].is_link
+        assert direct[settled.index(tree["dirlink/"])].is_dir
+        assert trips == 1
+        assert not (tmp_path / "pwned").exists()
+        assert not (Path.home() / "pwned").exists()
+
+    def test_paths_neither_there_nor_clearly_missing_are_asked_of_ssh_host_itself(
+        self, fleet, servers, tmp_path
+    ):
+        """Below a file or a missing directory, a trailing slash, a name too long: each gets
+        the host's own answer (None, or its error), one round trip apiece after the batch."""
+        tree = odd_tree(tmp_path)
+        paths = list(tree.values())
+
+        direct, batched, trips = self.both(
+            fleet, servers["web1"], lambda host: gather_outcomes(host.stat, paths)
+        )
+        assert batched == direct
+        assert direct[paths.index(tree["below file"])] is None
+        assert "too many levels" in direct[paths.index(tree["loop/"])][1]
+        assert "too long" in direct[paths.index(tree["long"])][1]
+        assert trips == 1 + len(UNSURE)
+
+    def test_prefetched_stats_answer_as_ssh_host_does_from_one_round_trip(
+        self, fleet, servers, tmp_path
+    ):
+        tree = odd_tree(tmp_path)
+        settled = [path for label, path in tree.items() if label not in UNSURE]
+        many = settled + [f"{tmp_path}/missing-{i}" for i in range(300)]
+
+        async def direct_work(host):
+            return [await host.stat(path) for path in many]
+
+        async def batched_work(host):
+            await host.prefetch_stats(many)
+            return [await host.stat(path) for path in many]
+
+        direct, batched, trips = self.both(fleet, servers["web2"], direct_work, batched_work)
+        assert batched == direct
+        assert trips == 1
+
+    def test_list_dirs_lists_what_ssh_host_lists_in_one_round_trip(self, fleet, servers, tmp_path):
+        """A link to a directory lists its target; what is not a directory is left out."""
+        tree = odd_tree(tmp_path)
+        paths = list(tree.values())
+
+        async def batched_work(host):
+            return await host.list_dirs(paths)
+
+        direct, batched, trips = self.both(
+            fleet, servers["web3"], lambda host: listings(host, paths), batched_work
+        )
+        assert batched == direct
+        assert batched[tree["empty"]] == frozenset()
+        assert batched[tree["dirlink"]] == batched[tree["dir"]]
+        assert {"sub/", "link", "dangling", HOSTILE, NEWLINE, NOT_UTF8} < batched[tree["dir"]]
+        assert batched[tree["hostile"]] == {HOSTILE}
+        assert batched[tree["not utf-8"]] == {NOT_UTF8}
+        for left_out in ("file", "link", "dangling", "missing", "below file", "loop"):
+            assert tree[left_out] not in batched
+        assert trips == 1
+
+    def test_a_directory_that_cannot_be_listed_is_left_out_and_the_others_are_listed(
+        self, fleet, servers, tmp_path
+    ):
+        """A zombie's /proc/PID/net is a directory that even root cannot list (EINVAL)."""
+        tree = odd_tree(tmp_path)
+        zombie = subprocess.Popen(["true"])
+        try:
+            net = f"/proc/{zombie.pid}/net"
+            while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                time.sleep(0.01)
+            # The test stands on this; a kernel that lists it needs another unlistable directory.
+            with pytest.raises(OSError, match="Invalid argument"):
+                os.listdir(net)
+            paths = [tree["dir"], net, tree["empty"], tree["hostile"]]
+
+            async def batched_work(host):
+                return await host.list_dirs(paths)
+
+            direct, batched, trips = self.both(
+                fleet, servers["web3"], lambda host: listings(host, paths), batched_work
+            )
+        finally:
+            zombie.wait()
+        assert batched == direct
+        assert set(batched) == {tree["dir"], tree["empty"], tree["hostile"]}
+        assert trips == 1  # the same command lists them again one by one
+
+    def test_batches_on_this_machine_answer_as_local_host_does(self, tmp_path):
+        tree = odd_tree(tmp_path)
+        paths = list(tree.values())
+
+        async def main():
+            local, batching = LocalHost(), BatchingHost(LocalHost(), batch=True)
+            stats = [await gather_outcomes(h.stat, paths) for h in (local, batching)]
+            nothing = await batching.list_dirs([tree["file"], tree["missing"]])
+            return stats, await listings(local, paths), await batching.list_dirs(paths), nothing
+
+        (direct, batched), listed, batch_listed, nothing = asyncio.run(main())
+        assert batched == direct
+        assert batch_listed == listed
+        assert nothing == {}
+
+    @pytest.mark.parametrize(
+        "damage",
+        [
+            pytest.param(lambda data: data[: len(data) // 2], id="cut-in-half"),
+            pytest.param(lambda data: data[: data.rindex(b"\0", 0, -1) + 1], id="last-record-lost"),
+            pytest.param(lambda data: data.replace(b"\0", b"\0\0", 1), id="record-added"),
+        ],
+    )
+    def test_an_answer_that_does_not_add_up_is_asked_again_and_never_trusted(
+        self, tmp_path, damage
+    ):
+        tree = odd_tree(tmp_path)
+        paths = list(tree.values())
+
+        async def main():
+            local = LocalHost()
+            stats = await gather_outcomes(local.stat, paths)
+            batched = await gather_outcomes(
+                BatchingHost(DamagingHost(damage), batch=True).stat, paths
+            )
+            listed = await BatchingHost(DamagingHost(damage), batch=True).list_dirs(paths)
+            return stats, batched, await listings(local, paths), listed
+
+        stats, batched, listed, batch_listed = asyncio.run(main())
+        assert batched == stats
+        assert batch_listed == listed
 
 
 class TestHostWideQueries:

@@ -17,15 +17,15 @@ them growing with hosts instead, without changing a check or the Host protocol:
     authentication refused) so that the application is reported as not diagnosed, rather
     than as a list of ERROR results that would look like findings.
 
-Everything travels as argument vectors; the two scripts take the paths as positional
-parameters, never inside the script text (DESIGN.md, decision 7).
+Everything travels as argument vectors; the scripts take the paths as positional parameters,
+never inside the script text (DESIGN.md, decision 7). A batch of stats or listings starts one
+``find`` on the host, however many paths it holds: there, creating processes is what costs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -55,23 +55,32 @@ from universal_healer.plugins import PluginManager
 
 __all__ = ["AppHost", "BatchingHost", "probe_apps"]
 
-# One record per path, in order: "S<type> <mode> <uid> <gid> <size> <mtime>" (find's lstat, as
-# SSHHost.stat prints it), "M" when the path is missing from a directory that exists, "F" when
-# the script cannot tell (the caller then asks SSHHost.stat itself, for its exact answer).
-_STAT_SCRIPT = r"""for p do
-  if r=$(find -P "$p" -maxdepth 0 -printf '%y %m %U %G %s %T@' 2>/dev/null) && [ -n "$r" ]; then
-    printf 'S%s\0' "$r"
-  elif [ ! -e "$p" ] && [ ! -L "$p" ] && d=$(dirname -- "$p") && [ -d "$d" ] && [ -x "$d" ]; then
+# One find for every path, then shell builtins only: no process per path. First find's record
+# pair for each path it could lstat, "PATH\0<type> <mode> <uid> <gid> <size> <mtime>\0" (%p of a
+# starting point is the argument as given; the fields as SSHHost.stat prints them); then an
+# empty record; then one mark per path, in order: "M" when the path is clearly missing (neither
+# it nor a link by its name is there, and its parent is a directory we may search), else "F".
+# A path find did not print and not marked "M" is asked again with SSHHost.stat, for its exact
+# answer. ${p%/*} of "dir/" is "dir", which is either there or not a directory: a trailing
+# slash is never "M" (lstat follows it, and a link loop there is an error, not None).
+_STAT_SCRIPT = r"""find -P "$@" -maxdepth 0 -printf '%p\0%y %m %U %G %s %T@\0' 2>/dev/null
+printf '\0'
+for p do
+  d=${p%/*}
+  if [ ! -e "$p" ] && [ ! -L "$p" ] && [ -d "${d:-/}" ] && [ -x "${d:-/}" ]; then
     printf 'M\0'
   else
     printf 'F\0'
   fi
 done
 """
+# lstat says "File name too long", not "missing", past these (bytes): no "M" beyond them.
+_NAME_MAX = 255
+_PATH_MAX = 4096
 
 # "<index> <type> <name>" per entry of the index-th directory, then "<index> ok" once it was
 # listed completely; a directory without its "ok" could not be listed.
-_LIST_SCRIPT = r"""i=0
+_LIST_EACH_SCRIPT = r"""i=0
 for d do
   if [ -d "$d" ] && find -H "$d" -mindepth 1 -maxdepth 1 -printf "$i %y %f\0" 2>/dev/null; then
     printf '%s ok\0' "$i"
@@ -79,6 +88,29 @@ for d do
   i=$((i + 1))
 done
 """
+
+# One find for every directory. First one mark per path, in order: "D" for a directory, "N"
+# for anything else (left out). Then, for the directories only, find's "DIR\0<type> <name>\0"
+# per entry (%H is the directory as given; -H lists the target of a link to a directory, as
+# SSHHost.list_dir does); then "\0ok\0" when find succeeded, so that every directory was listed
+# completely. When it failed, which directory it could not list is unknown: "\0each\0", and
+# :data:`_LIST_EACH_SCRIPT` lists the directories again one by one (indexes count directories).
+# eval only ever sees references to the parameters ("${3}"), never their text.
+_LIST_SCRIPT = (
+    r"""i=0 dirs=
+for d do
+  i=$((i + 1))
+  if [ -d "$d" ]; then dirs="$dirs \"\${$i}\""; printf 'D\0'; else printf 'N\0'; fi
+done
+eval "set -- $dirs"
+if [ $# -eq 0 ] || find -H "$@" -mindepth 1 -maxdepth 1 -printf '%H\0%y %f\0' 2>/dev/null; then
+  printf '\0ok\0'
+  exit 0
+fi
+printf '\0each\0'
+"""
+    + _LIST_EACH_SCRIPT
+)
 
 # Many commands in one: each runs in the background under coreutils' timeout (TERM, then KILL
 # 2 s later: status 124 or 137 means it timed out), stdin from /dev/null, stdout and stderr to
@@ -276,27 +308,17 @@ class BatchingHost:
     async def _stat_chunk(
         self, paths: list[str], *, settle: bool = True
     ) -> dict[str, FileStat | BaseException | None]:
+        if not paths:
+            return {}
         done = await self.host.run(
             ("sh", "-c", _STAT_SCRIPT, "sh", *paths),
             timeout=self.command_timeout,
-            max_output=64 * len(paths) + 4096,
+            max_output=sum(len(_raw(path)) + 96 for path in paths) + 4096,
         )
-        records = done.stdout.split(b"\0")[:-1]
-        found: dict[str, FileStat | BaseException | None] = {}
-        unsure: list[str] = []
-        if not done.ok or done.truncated or len(records) != len(paths):
-            unsure = list(paths)  # an answer that cannot be trusted: ask one by one
-        else:
-            for path, record in zip(paths, records, strict=True):
-                if record.startswith(b"S"):
-                    try:
-                        found[path] = wire.parse_stat(path, record[1:])
-                    except (wire.WireError, ValueError, IndexError):
-                        unsure.append(path)
-                elif record == b"M":
-                    found[path] = None
-                else:
-                    unsure.append(path)
+        settled = _settled_stats(paths, done.stdout) if done.ok and not done.truncated else None
+        # An answer that cannot be trusted settles nothing: every path is asked one by one.
+        found: dict[str, FileStat | BaseException | None] = dict(settled or {})
+        unsure = [path for path in paths if path not in found]
         if not settle:
             return found
         singles = await asyncio.gather(
@@ -310,7 +332,8 @@ class BatchingHost:
 
     async def list_dirs(self, paths: Sequence[str]) -> dict[str, frozenset[str]]:
         """The names in each directory (a directory's name ends with ``/``), for every path
-        that could be listed, in one remote command per ~96 KiB of paths."""
+        that could be listed completely, in one remote command (one ``find``) per ~96 KiB of
+        paths. Paths that are not directories, or cannot be listed, are left out."""
         absolute = [path for path in dict.fromkeys(paths) if path.startswith("/")]
         listed: dict[str, frozenset[str]] = {}
         for chunk in wire.batches(absolute):
@@ -319,23 +342,15 @@ class BatchingHost:
                 timeout=self.command_timeout,
                 max_output=_MAX_LISTING,
             )
-            entries: dict[int, set[str]] = {}
-            complete: set[int] = set()
-            for record in done.stdout.split(b"\0")[:-1]:
-                index, _, rest = record.partition(b" ")
-                if not index.isdigit():
-                    continue
-                kind, _, name = rest.partition(b" ")
-                if rest == b"ok":
-                    complete.add(int(index))
-                elif len(kind) == 1 and name:
-                    decoded = os.fsdecode(name)
-                    entries.setdefault(int(index), set()).add(
-                        decoded + "/" if kind == b"d" else decoded
-                    )
-            for number in sorted(complete):
-                if number < len(chunk):
-                    listed[chunk[number]] = frozenset(entries.get(number, ()))
+            found = None if done.truncated else _read_listing(chunk, done.stdout)
+            if found is None:  # cut short or garbled: list directory by directory instead
+                done = await self.host.run(
+                    ("sh", "-c", _LIST_EACH_SCRIPT, "sh", *chunk),
+                    timeout=self.command_timeout,
+                    max_output=_MAX_LISTING,
+                )
+                found = _each_listing(chunk, done.stdout.split(b"\0")[:-1])
+            listed.update(found)
         return listed
 
     def _start_lanes(self) -> None:
@@ -453,6 +468,88 @@ class BatchingHost:
                 )
             )
         return answers
+
+
+def _raw(path: str) -> bytes:
+    """``path`` as the remote side sees it (how :func:`wire.remote_command` encodes it)."""
+    return path.encode("utf-8", errors="surrogateescape")
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="surrogateescape")
+
+
+def _settled_stats(paths: Sequence[str], data: bytes) -> dict[str, FileStat | None] | None:
+    """What :data:`_STAT_SCRIPT` settled: a FileStat for each path find printed, None for each
+    path clearly missing; any other path is unsure. None when the answer does not add up."""
+    records = data.split(b"\0")[:-1]
+    count = len(paths)
+    printed, marks = records[: -count - 1], records[-count:]
+    if len(records) <= count or records[-count - 1] or len(printed) % 2:
+        return None
+    if any(mark not in (b"M", b"F") for mark in marks):
+        return None
+    fields = dict(zip(printed[::2], printed[1::2], strict=True))
+    settled: dict[str, FileStat | None] = {}
+    for path, mark in zip(paths, marks, strict=True):
+        raw = _raw(path)
+        if raw in fields:
+            with contextlib.suppress(wire.WireError, ValueError, IndexError):
+                settled[path] = wire.parse_stat(path, fields[raw])
+        elif mark == b"M" and len(raw) < _PATH_MAX and len(raw.rpartition(b"/")[2]) <= _NAME_MAX:
+            settled[path] = None
+    return settled
+
+
+def _entry_name(record: bytes) -> str | None:
+    """A listed name from ``<type> <name>`` (a directory's ends with ``/``); None if garbled."""
+    kind, _, name = record.partition(b" ")
+    if len(kind) != 1 or not name:
+        return None
+    return _text(name) + "/" if kind == b"d" else _text(name)
+
+
+def _read_listing(paths: Sequence[str], data: bytes) -> dict[str, frozenset[str]] | None:
+    """The directories :data:`_LIST_SCRIPT` listed completely; None when its answer does not
+    add up (then nothing it says is trusted)."""
+    records = data.split(b"\0")[:-1]
+    marks, rest = records[: len(paths)], records[len(paths) :]
+    if len(marks) != len(paths) or any(mark not in (b"D", b"N") for mark in marks):
+        return None
+    directories = [path for path, mark in zip(paths, marks, strict=True) if mark == b"D"]
+    # No record of find's is empty (names and absolute paths never are): the first empty one
+    # is the end of find's answer.
+    end = rest.index(b"") if b"" in rest else -1
+    if end >= 0 and rest[end + 1 : end + 2] == [b"each"]:
+        return _each_listing(directories, rest[end + 2 :])
+    if end < 0 or end % 2 or rest[end + 1 :] != [b"ok"]:
+        return None
+    entries: dict[bytes, set[str]] = {_raw(path): set() for path in directories}
+    for start, record in zip(rest[0:end:2], rest[1:end:2], strict=True):
+        name = _entry_name(record)
+        if start not in entries or name is None:
+            return None
+        entries[start].add(name)
+    return {path: frozenset(entries[_raw(path)]) for path in directories}
+
+
+def _each_listing(paths: Sequence[str], records: Sequence[bytes]) -> dict[str, frozenset[str]]:
+    """The directories :data:`_LIST_EACH_SCRIPT` listed completely (those with their "ok")."""
+    entries: dict[int, set[str]] = {}
+    complete: set[int] = set()
+    for record in records:
+        index, _, rest = record.partition(b" ")
+        if not index.isdigit():
+            continue
+        if rest == b"ok":
+            complete.add(int(index))
+        elif (name := _entry_name(rest)) is not None:
+            entries.setdefault(int(index), set()).add(name)
+    return {
+        paths[number]: frozenset(entries.get(number, ()))
+        for number in sorted(complete)
+        if number < len(paths)
+    }
 
 
 class AppHost:
