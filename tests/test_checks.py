@@ -453,3 +453,64 @@ class TestHostQuery:
 
         with pytest.raises(NotImplementedError):
             asyncio.run(main())
+
+
+@attrs.frozen
+class FailsOnce(Lengths):
+    """Fails its first call, answers the next ones."""
+
+    failed: list = attrs.field(factory=list, eq=False)
+
+    async def answer(self, host, keys):
+        self.calls.append(tuple(keys))
+        if not self.failed:
+            self.failed.append(True)
+            raise HostUnreachableError("web-1", "a blip")
+        return {key: len(key) for key in keys}
+
+
+class TestPriming:
+    def prime_then_diagnose(self, query, primed, checks):
+        async def main():
+            run = HostRun(LocalHost())
+            run.prime((query, key) for key in primed)
+
+            def make_context(check):
+                return CheckContext(
+                    check=check, host=LocalHost(), app=APP, stack=None, host_run=run
+                )
+
+            return await run_checks(checks, make_context)
+
+        return asyncio.run(main())
+
+    def test_primed_keys_go_together_and_the_checks_that_ask_them_make_no_call(self):
+        query = Lengths()
+        names = [f"k{i}" for i in range(10)]
+        results = self.prime_then_diagnose(
+            query, names, [make_check(n, asks(query)) for n in names]
+        )
+        assert query.calls == [tuple(names)]
+        assert {r.status for r in results} == {CheckStatus.PASS}
+
+    def test_a_key_nobody_primed_still_gets_its_answer(self):
+        query = Lengths()
+        results = self.prime_then_diagnose(query, ["a"], [make_check("bbb", asks(query))])
+        assert [key for call in query.calls for key in call] == ["a", "bbb"]
+        assert results[0].message == "answer 3"
+
+    def test_a_failed_priming_is_not_remembered_the_check_asks_again(self):
+        query = FailsOnce()
+
+        async def late(ctx):
+            for _ in range(10):  # the primed call has failed by now
+                await asyncio.sleep(0)
+            return ctx.passed(f"answer {await ctx.ask(query, 'key')}")
+
+        results = self.prime_then_diagnose(query, ["key"], [make_check("late", late)])
+        assert query.calls == [("key",), ("key",)]
+        assert results[0].message == "answer 3"
+
+    def test_checks_declare_no_queries_unless_they_say_so(self):
+        check = make_check("plain", passes)
+        assert tuple(check.queries(APP, None)) == ()

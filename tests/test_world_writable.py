@@ -220,6 +220,19 @@ class TestFallingBackToOneRootAtATime:
 
 
 class TestThroughTheCheck:
+    def test_the_check_declares_its_scan_so_that_a_run_can_ask_for_every_root_at_once(self):
+        check = FilePermissionsCheck()
+        app = Application(id="a", server="local", path="/srv/www/site", stack="php")
+        [(query, key)] = check.queries(app, None)
+        assert key == "/srv/www/site"
+        assert query == WorldWritable(
+            scan_timeout_s=check.scan_timeout_s,
+            batch_timeout_s=check.batch_timeout_s,
+            max_output=check.max_output,
+        )
+        relative = attrs.evolve(app, path="srv/www/site")
+        assert list(check.queries(relative, None)) == []
+
     def test_apps_diagnosed_together_get_the_results_they_get_alone(self, roots):
         check = FilePermissionsCheck()
         apps = [

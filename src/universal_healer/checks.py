@@ -76,6 +76,18 @@ class DiagnosticCheck:
         """Look at the application and return a result built with ``ctx``."""
         raise NotImplementedError
 
+    def queries(
+        self, app: Application, stack: StackInfo | None
+    ) -> Iterable[tuple[HostQuery[Any, Any], Hashable]]:
+        """The host-wide questions :meth:`run` will ask about ``app``, as (query, key) pairs.
+
+        A fleet diagnosis asks them for every application of a host at once, before the checks
+        run (:meth:`HostRun.prime`), so that one call answers as many keys as it may. Optional:
+        declaring none is always correct, only slower on a host with many applications. Must
+        not do I/O.
+        """
+        return ()
+
     def __repr__(self) -> str:
         return f"<check {self.name}>"
 
@@ -208,6 +220,7 @@ def _settle(
 class _Shared:
     facts: asyncio.Task[HostFacts] | None = None
     batches: dict[HostQuery[Any, Any], _Batches[Any, Any]] = attrs.Factory(dict)
+    priming: set[asyncio.Task[Any]] = attrs.Factory(set)
 
 
 @attrs.frozen
@@ -232,10 +245,30 @@ class HostRun:
 
     async def ask(self, query: HostQuery[K, V], key: K) -> V:
         """``query``'s answer for ``key``, asked together with the other checks' keys."""
+        return await self._watched(self._batches(query).ask(key))
+
+    def prime(self, asks: Iterable[tuple[HostQuery[Any, Any], Hashable]]) -> None:
+        """Ask these now, all together, without waiting for the answers.
+
+        A check that asks one of them later gets the answer from the run, or joins the call on
+        its way. A failure is not remembered: a check that asks after it gets a call of its own.
+        """
+        loop = asyncio.get_running_loop()
+        for query, key in asks:
+            task = loop.create_task(self._batches(query).ask(key))
+            self._shared.priming.add(task)
+            task.add_done_callback(self._primed)
+
+    def _primed(self, task: asyncio.Task[Any]) -> None:
+        self._shared.priming.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the asking check meets it again, or another answer
+
+    def _batches(self, query: HostQuery[K, V]) -> _Batches[K, V]:
         batches = self._shared.batches.get(query)
         if batches is None:
             batches = self._shared.batches[query] = _Batches(query, self.host)
-        return await self._watched(batches.ask(key))
+        return batches
 
     def watched(self, watch: Callable[[BaseException], None]) -> HostRun:
         """The same run, calling ``watch`` with every exception a check meets in it."""

@@ -28,14 +28,14 @@ import asyncio
 import datetime as dt
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 import attrs
 
 from universal_healer._fleet_host import AppHost, BatchingHost, probe_apps
-from universal_healer.checks import DEFAULT_TIMEOUT_S, HostRun
+from universal_healer.checks import DEFAULT_TIMEOUT_S, HostQuery, HostRun
 from universal_healer.detection import Override
 from universal_healer.diagnosis import Diagnosis, diagnose
 from universal_healer.discovery import (
@@ -436,6 +436,23 @@ def _usual_stats(app: Application, manager: PluginManager) -> list[str]:
     return [app.path, *(os.path.join(app.path, name) for name in (*secrets, ".env"))]
 
 
+def _queries(
+    apps: Sequence[Application], manager: PluginManager
+) -> list[tuple[HostQuery[Any, Any], Hashable]]:
+    """The host-wide questions the checks of these applications declare they will ask."""
+    asks: list[tuple[HostQuery[Any, Any], Hashable]] = []
+    for app in apps:
+        stack = manager.stack(app.stack)
+        if stack is None:
+            continue
+        for check in manager.checks_for(app.stack):
+            try:
+                asks.extend(check.queries(app, stack))
+            except Exception:  # the check's own run reports what is wrong
+                log.warning("check %s: queries() failed", check.name, exc_info=True)
+    return asks
+
+
 async def _diagnose_host(
     host: Host,
     apps: Sequence[Application],
@@ -447,6 +464,7 @@ async def _diagnose_host(
         host, batch=isinstance(host, SSHHost), command_timeout=limits.command_timeout
     )
     run = HostRun(view)
+    run.prime(_queries(apps, manager))
     # Reach the host, gather its facts and probe every root before any check runs: a host
     # that cannot be reached fails here as a whole, with one clear reason.
     _, probes, _ = await asyncio.gather(

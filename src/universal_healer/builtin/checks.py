@@ -21,14 +21,22 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+from collections.abc import Hashable, Iterable
 from typing import Any, ClassVar
 
 import attrs
 
 from universal_healer.builtin._world_writable import WorldWritable, WritableScan
-from universal_healer.checks import CheckContext, DiagnosticCheck
+from universal_healer.checks import CheckContext, DiagnosticCheck, HostQuery
 from universal_healer.hosts.base import MountUsage
-from universal_healer.model import CheckCategory, CheckResult, CheckStatus, RiskLevel
+from universal_healer.model import (
+    Application,
+    CheckCategory,
+    CheckResult,
+    CheckStatus,
+    RiskLevel,
+    StackInfo,
+)
 
 __all__ = [
     "SHARED_CHECKS",
@@ -294,13 +302,21 @@ class FilePermissionsCheck(DiagnosticCheck):
             return ctx.error("GNU find is not installed on the host", scan_errors=list(scan.errors))
         return self._verdict(ctx, scan, secrets)
 
-    async def _scan(self, ctx: CheckContext) -> WritableScan:
-        query = WorldWritable(
+    def queries(
+        self, app: Application, stack: StackInfo | None
+    ) -> Iterable[tuple[HostQuery[Any, Any], Hashable]]:
+        """The scan of the application's root, to be asked with every other root of the host."""
+        return [(self._query(), app.path)] if os.path.isabs(app.path) else []
+
+    def _query(self) -> WorldWritable:
+        return WorldWritable(
             scan_timeout_s=self.scan_timeout_s,
             batch_timeout_s=self.batch_timeout_s,
             max_output=self.max_output,
         )
-        return await ctx.ask(query, ctx.app.path)
+
+    async def _scan(self, ctx: CheckContext) -> WritableScan:
+        return await ctx.ask(self._query(), ctx.app.path)
 
     async def _secrets(self, ctx: CheckContext) -> _SecretModes:
         declared = ctx.stack.secret_files if ctx.stack is not None else ()
