@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shlex
+import shutil
 import socket
 import stat
 import subprocess
@@ -26,7 +28,8 @@ from universal_healer.exceptions import (
     HostUnreachableError,
     RemoteError,
 )
-from universal_healer.hosts import Host, Listener, LocalHost
+from universal_healer.hosts import FileRead, Host, Listener, LocalHost
+from universal_healer.hosts import ssh as ssh_module
 from universal_healer.hosts.ssh import _ASYNCSSH_ERRORS, SSHConfig, SSHHost, translate_error
 
 
@@ -325,15 +328,68 @@ def make_files(tmp_path):
     raw = os.fsencode(tmp_path) + b"/caf\xe9"
     with open(raw, "wb") as handle:
         handle.write(b"latin-1 name")
+    # The rest would trip an archive: links, long names, names tar might quote, sizes at a cap.
+    (tmp_path / "second-link").symlink_to(tmp_path / "package.json")
+    (tmp_path / "hard-a").write_text("one inode, two names")
+    os.link(tmp_path / "hard-a", tmp_path / "hard-b")
+    (tmp_path / ("long-" + "n" * 150)).write_text("a name longer than 100 bytes")
+    deep = tmp_path / ("d" * 90) / ("e" * 90)
+    deep.mkdir(parents=True)
+    (deep / ("f" * 90)).write_text("a path longer than 256 bytes")
+    long_raw = os.fsencode(tmp_path) + b"/\xff" + b"x" * 120
+    with open(long_raw, "wb") as handle:
+        handle.write(b"a long name that is not UTF-8")
+    for name in ('say "hi"', "back\\slash", "-dash", "tab\there", "star*?[x]", "per%cent"):
+        (tmp_path / name).write_text(name)
+    (tmp_path / "at-4k").write_bytes(b"c" * 4096)
+    (tmp_path / "over-4k").write_bytes(b"d" * 4097)
     names = [
         "package.json", "exact", "empty", "binary", "dir", "fifo", "sparse-2g", "loop-a",
         "dangling", "link-to-file", "odd name; $(x)\n'q'", "absent", "dir/absent/deeper",
-        "package.json/not-a-dir",
+        "package.json/not-a-dir", "second-link", "hard-a", "hard-b", "long-" + "n" * 150,
+        str(deep / ("f" * 90)), 'say "hi"', "back\\slash", "-dash", "tab\there", "star*?[x]",
+        "per%cent", "at-4k", "over-4k",
     ]  # fmt: skip
-    return [str(tmp_path / name) for name in names] + [os.fsdecode(raw), "/dev/null", ""]
+    system = [
+        "/dev/null",
+        "/proc/sys/vm/drop_caches",  # write-only: unreadable even for root
+        "/proc/sys/kernel/ostype",  # procfs: says 0 bytes, holds "Linux\n"
+        "/sys/devices/system/cpu/online",  # sysfs: says 4096 bytes, holds a few
+    ]
+    tail = [os.fsdecode(raw), os.fsdecode(long_raw), *system, ""]
+    return [str(tmp_path / name) for name in names] + tail
+
+
+def tar_after(tmp_path, action, *args):
+    """A tar script that runs the shell command ``action`` between find and the real tar: once
+    find has looked at every file (the whole list of names is in the file ``$names``), before
+    tar opens one. ``args`` are added to tar's own."""
+    names = shlex.quote(str(tmp_path / "tar-names"))
+    cat, real = shutil.which("cat"), shlex.join([shutil.which("tar"), *args])
+    return f'names={names}\n{cat} > "$names"\n{action}\nexec {real} "$@" < "$names"\n'
+
+
+def bin_dir(tmp_path, tar=None):
+    """A PATH for the host's scripts: sh, find, head, and ``tar`` as a script (or no tar)."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    for tool in ("sh", "find", "head"):
+        (directory / tool).symlink_to(shutil.which(tool))
+    if tar is not None:
+        (directory / "tar").write_text("#!/bin/sh\n" + tar)
+        (directory / "tar").chmod(0o755)
+    return str(directory)
 
 
 class TestReadFiles:
+    def read_counting(self, fleet, server, paths, max_bytes):
+        """The reads and the round trips they took, on a fresh host."""
+
+        async def read(host):
+            return await host.read_files(paths, max_bytes=max_bytes), host.round_trips
+
+        return on(fleet.config_for(server), read)
+
     @pytest.mark.parametrize(
         "max_bytes",
         [
@@ -344,9 +400,10 @@ class TestReadFiles:
     )
     def test_a_batch_reads_exactly_what_local_host_reads(self, fleet, web1, tmp_path, max_bytes):
         paths = make_files(tmp_path)
-        remote = on(fleet.config_for(web1), lambda h: h.read_files(paths, max_bytes=max_bytes))
+        remote, round_trips = self.read_counting(fleet, web1, paths, max_bytes)
         local = asyncio.run(LocalHost().read_files(paths, max_bytes=max_bytes))
         assert dict(remote) == dict(local)
+        assert round_trips == 1  # nothing was left for a second look
 
     def test_the_kinds_of_failure_are_named(self, fleet, web1, tmp_path):
         paths = make_files(tmp_path)
@@ -398,6 +455,137 @@ class TestReadFiles:
         # sshd passes a command on as one argument of at most 128 KiB: a few full batches.
         total = sum(len(path) + 1 for path in paths)
         assert 1 < round_trips <= total // (64 * 1024) + 1
+
+    def test_virtual_files_links_and_unreadable_files_give_their_true_answers(
+        self, fleet, web1, tmp_path
+    ):
+        """What the comparison with LocalHost stands on, spelled out."""
+        paths = make_files(tmp_path)
+        reads = on(fleet.config_for(web1), lambda h: h.read_files(paths, max_bytes=4096))
+        assert reads["/proc/sys/kernel/ostype"] == FileRead(
+            path="/proc/sys/kernel/ostype", data=b"Linux\n", size=0
+        )
+        online = reads["/sys/devices/system/cpu/online"]
+        assert (online.size, online.data[-1:], b"\0" in online.data) == (4096, b"\n", False)
+        assert reads["/proc/sys/vm/drop_caches"].error == "permission denied"
+        assert reads[str(tmp_path / "hard-b")].data == b"one inode, two names"
+        assert reads[str(tmp_path / "second-link")].data == b'{"name": "app"}\n'
+
+    @pytest.mark.parametrize(
+        "max_bytes",
+        [
+            pytest.param(0, id="cap-0"),
+            pytest.param(1, id="cap-1"),
+            pytest.param(64, id="cap-64"),
+        ],
+    )
+    def test_hundreds_of_files_around_the_cap_read_as_local_host_reads_them_in_one_round_trip(
+        self, fleet, web1, tmp_path, max_bytes
+    ):
+        paths = []
+        for i in range(300):
+            path = tmp_path / f"f{i}"
+            path.write_bytes(bytes([i % 256]) * (i % (max_bytes + 3)))
+            paths.append(str(path))
+            if i % 50 == 0:
+                os.link(path, f"{path}-link")
+                paths.append(f"{path}-link")
+
+        remote, round_trips = self.read_counting(fleet, web1, paths, max_bytes)
+        local = asyncio.run(LocalHost().read_files(paths, max_bytes=max_bytes))
+        assert dict(remote) == dict(local)
+        assert round_trips == 1
+
+    # The host's scripts run with a PATH of our choosing: no tar at all, as on a minimal
+    # container image, or a tar that fails, or one that meets a file changing under it.
+
+    def test_a_host_without_tar_reads_exactly_what_local_host_reads(
+        self, fleet, web1, tmp_path, monkeypatch
+    ):
+        monkeypatch.setattr(ssh_module, "_SCRIPT_ENV", {"PATH": bin_dir(tmp_path)})
+        (tmp_path / "files").mkdir()
+        paths = make_files(tmp_path / "files")
+        remote, round_trips = self.read_counting(fleet, web1, paths, 10)
+        local = asyncio.run(LocalHost().read_files(paths, max_bytes=10))
+        assert dict(remote) == dict(local)
+        assert round_trips == 1
+
+    def test_a_tar_that_fails_leaves_its_files_to_head_in_the_same_round_trip(
+        self, fleet, web1, tmp_path, monkeypatch
+    ):
+        broken = "echo \"tar: unrecognized option '--hard-dereference'\" >&2\nexit 1\n"
+        monkeypatch.setattr(ssh_module, "_SCRIPT_ENV", {"PATH": bin_dir(tmp_path, tar=broken)})
+        (tmp_path / "files").mkdir()
+        paths = make_files(tmp_path / "files")
+        remote, round_trips = self.read_counting(fleet, web1, paths, 10)
+        local = asyncio.run(LocalHost().read_files(paths, max_bytes=10))
+        assert dict(remote) == dict(local)
+        assert round_trips == 1
+
+    def test_a_file_that_vanishes_before_tar_reads_it_is_looked_at_again(
+        self, fleet, web1, tmp_path, monkeypatch
+    ):
+        """tar fails on it, its batch-mates are read by head, and one more round trip finds
+        it gone."""
+        (tmp_path / "stays").write_text("stays")
+        (tmp_path / "goes").write_text("goes")
+        paths = [str(tmp_path / "stays"), str(tmp_path / "goes")]
+        remove = shlex.join([shutil.which("rm"), paths[1]])
+        tar = tar_after(tmp_path, remove)
+        monkeypatch.setattr(ssh_module, "_SCRIPT_ENV", {"PATH": bin_dir(tmp_path, tar=tar)})
+        reads, round_trips = self.read_counting(fleet, web1, paths, 100)
+        assert reads[paths[0]] == FileRead(path=paths[0], data=b"stays", size=5)
+        assert reads[paths[1]] == FileRead(path=paths[1], error="missing")
+        assert round_trips == 2
+
+    def read_through_shrinking_tar(self, fleet, web1, tmp_path, monkeypatch, *, then=""):
+        """Read a file while tar finds it shrinking under it (then runs the command ``then``).
+
+        A sysfs file plays the part (it says 4096 bytes and holds a few), archived under the
+        name of the file asked for."""
+        wanted = tmp_path / "config.json"
+        wanted.write_text("the real content")
+        lying = "/sys/devices/system/cpu/online"
+        swap = f'wanted={shlex.quote(str(wanted))}\nprintf "%s\\0" {lying} > "$names"\n{then}'
+        tar = tar_after(tmp_path, swap, f"--transform=s|^{lying}$|{wanted}|")
+        monkeypatch.setattr(ssh_module, "_SCRIPT_ENV", {"PATH": bin_dir(tmp_path, tar=tar)})
+        reads, round_trips = self.read_counting(fleet, web1, [str(wanted)], 100)
+        return reads[str(wanted)], round_trips
+
+    def test_a_file_that_shrinks_while_tar_reads_it_is_read_again_by_head(
+        self, fleet, web1, tmp_path, monkeypatch
+    ):
+        """tar pads a file that shrank under it with zeros and says so only in its exit status."""
+        read, round_trips = self.read_through_shrinking_tar(fleet, web1, tmp_path, monkeypatch)
+        assert (read.data, read.size, read.truncated) == (b"the real content", 16, False)
+        assert round_trips == 1
+
+    def test_a_failed_tars_archive_is_not_used_even_for_a_file_head_then_passes_over(
+        self, fleet, web1, tmp_path, monkeypatch
+    ):
+        """The file grows past the cap after tar, so head does not read it in that round trip:
+        the next one does, rather than the zeros tar padded it with."""
+        grow = 'printf %0200d 0 >> "$wanted"'
+        read, round_trips = self.read_through_shrinking_tar(
+            fleet, web1, tmp_path, monkeypatch, then=grow
+        )
+        expected = (b"the real content" + b"0" * 84, 216, True)
+        assert (read.data, read.size, read.truncated) == expected
+        assert round_trips == 2
+
+    def test_a_file_that_grows_past_the_cap_before_tar_reads_it_is_cut_and_marked_truncated(
+        self, fleet, web1, tmp_path, monkeypatch
+    ):
+        growing = tmp_path / "growing.log"
+        growing.write_bytes(b"12345")
+        grow = f"printf 67890 >> {shlex.quote(str(growing))}"
+        tar = tar_after(tmp_path, grow)
+        monkeypatch.setattr(ssh_module, "_SCRIPT_ENV", {"PATH": bin_dir(tmp_path, tar=tar)})
+        reads, round_trips = self.read_counting(fleet, web1, [str(growing)], 8)
+        # The size is the one find saw; the data and the cut are those of the file tar read.
+        expected = FileRead(path=str(growing), data=b"12345678", size=5, truncated=True)
+        assert reads[str(growing)] == expected
+        assert round_trips == 1
 
 
 def make_tree(root):

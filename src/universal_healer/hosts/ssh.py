@@ -94,6 +94,10 @@ _ASYNCSSH_ERRORS: Mapping[type[asyncssh.Error], type[RemoteError]] = {
 _KILL_TIMEOUT_S = 10.0
 _REFUSED_CHANNEL_BACKOFF_S = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
+# The environment of the host's own scripts, on top of the wrapper's minimal one: nothing. Tests
+# set PATH here to run them, against a real sshd, as on a host without tar or with a broken one.
+_SCRIPT_ENV: Mapping[str, str] = {}
+
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and value <= 0:
@@ -563,8 +567,9 @@ class SSHHost:
     async def _script(self, script: str, *args: str) -> CommandResult:
         """Run one of :mod:`_sshwire`'s scripts with ``args`` as its positional parameters."""
         vector = ("sh", "-c", script, "sh", *args)
+        stdin = wire.encode_env(_SCRIPT_ENV)
         output, status = await self._execute(
-            vector, cwd=None, stdin=b"\n", timeout=self.config.command_timeout, max_output=None
+            vector, cwd=None, stdin=stdin, timeout=self.config.command_timeout, max_output=None
         )
         return CommandResult(
             argv=vector, exit_status=status, stdout=bytes(output.stdout),
@@ -578,9 +583,24 @@ class SSHHost:
             raise HostUnreachableError(self.name, f"unexpected answer: {err}") from err
 
     async def _read_batch(self, paths: list[str], max_bytes: int) -> dict[str, FileRead]:
+        reads = await self._read_once(paths, max_bytes, way="tar")
+        # Paths the answer left out (a file that changed while the script looked at it): one
+        # more look, the head way, which answers for every path.
+        again = [path for path in paths if path not in reads]
+        if again:
+            reads.update(await self._read_once(again, max_bytes, way="head"))
+        if len(reads) != len(paths):
+            raise HostUnreachableError(
+                self.name, f"unexpected answer: read_files: {len(reads)} of {len(paths)} files"
+            )
+        return reads
+
+    async def _read_once(
+        self, paths: list[str], max_bytes: int, *, way: str
+    ) -> dict[str, FileRead]:
         boundary = secrets.token_hex(16)
-        sent = [wire.safe(path) for path in paths]
-        result = await self._script(wire.READ_SCRIPT, boundary, str(max_bytes + 1), *sent)
+        args = wire.read_args(paths, boundary=boundary, max_bytes=max_bytes, way=way)
+        result = await self._script(wire.READ_SCRIPT, *args)
         return self._parsed(
             lambda: wire.parse_reads(paths, result.stdout, boundary=boundary, max_bytes=max_bytes)
         )
