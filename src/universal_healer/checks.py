@@ -371,7 +371,8 @@ async def _run_one(
     timeout = check.timeout if getattr(check, "timeout", None) is not None else default_timeout
     started = time.perf_counter()
     try:
-        outcome: object = await asyncio.wait_for(check.run(make_context(check)), timeout)
+        async with asyncio.timeout(timeout):  # no task of its own, unlike wait_for
+            outcome: object = await check.run(make_context(check))
         if not isinstance(outcome, CheckResult):  # plugins are untyped at runtime
             result = _error_result(
                 check, f"check returned {type(outcome).__name__}, not a CheckResult"
