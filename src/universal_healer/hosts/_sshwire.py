@@ -248,6 +248,9 @@ def remote_command(token: str, cwd: str | None, vector: Sequence[str]) -> bytes:
     return command
 
 
+NO_ENV = b"\n"  # the env header of no variables: an empty line
+
+
 def encode_env(env: Mapping[str, str] | None) -> bytes:
     """The stdin header that carries ``env`` to the wrapper (never a command line)."""
     lines = []

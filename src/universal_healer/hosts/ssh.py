@@ -681,8 +681,11 @@ class SSHHost:
         async def feed() -> None:
             # The command may exit without reading its stdin: that is not an error.
             with contextlib.suppress(OSError, asyncssh.Error):
-                process.stdin.write(stdin)
-                await process.stdin.drain()
+                # No env and no input: the end of stdin alone ends the wrapper's env header,
+                # one packet fewer per command.
+                if stdin != wire.NO_ENV:
+                    process.stdin.write(stdin)
+                    await process.stdin.drain()
                 process.stdin.write_eof()
 
         async def pump_stdout() -> None:
