@@ -726,6 +726,37 @@ class TestBatchingHost:
         assert direct[0] is not None
         assert trips <= 3  # one batch; a path it cannot settle is asked on its own
 
+    def test_concurrent_reads_share_a_round_trip_per_cap_and_answer_as_ssh_host_does(
+        self, fleet, servers, tmp_path
+    ):
+        (tmp_path / "small").write_text("small")
+        (tmp_path / "big").write_bytes(b"b" * 5000)
+        (tmp_path / 'it\'s "odd"; $(x)').write_text("odd")
+        (tmp_path / "dir").mkdir()
+        names = ["small", "big", 'it\'s "odd"; $(x)', "dir", "missing"]
+        asks = [
+            ([str(tmp_path / n) for n in names[:3]], 100),
+            ([str(tmp_path / n) for n in names[1:]], 100),
+            ([str(tmp_path / "small")], 100),
+            ([str(tmp_path / n) for n in names], 10_000),
+            ([str(tmp_path / "big"), str(tmp_path / "big")], 10_000),
+        ]
+
+        async def work(host):
+            return await asyncio.gather(
+                *(host.read_files(paths, max_bytes=cap) for paths, cap in asks)
+            )
+
+        direct, batched, trips = self.both(fleet, servers["web1"], work)
+        assert batched == direct
+        assert [sorted(answer) for answer in batched] == [
+            sorted(dict.fromkeys(paths)) for paths, _ in asks
+        ]
+        assert batched[1][str(tmp_path / "big")].truncated
+        assert not batched[3][str(tmp_path / "big")].truncated
+        assert batched[1][str(tmp_path / "missing")].error == "missing"
+        assert trips == 2  # one per cap
+
     def test_a_batch_of_odd_paths_answers_as_ssh_host_does_in_one_round_trip(
         self, fleet, servers, tmp_path
     ):

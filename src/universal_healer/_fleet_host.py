@@ -89,6 +89,7 @@ class BatchingHost:
         self.batch = batch
         self.command_timeout = command_timeout
         self._pending: list[tuple[str, asyncio.Future[FileStat | None]]] = []
+        self._reads: dict[int, list[tuple[list[str], asyncio.Future[Mapping[str, FileRead]]]]] = {}
         self._flushing: set[asyncio.Task[None]] = set()
         self._known: dict[str, FileStat | None] = {}
         self._commands: list[_Command] = []
@@ -132,8 +133,18 @@ class BatchingHost:
         return await command.future
 
     async def read_files(self, paths: Sequence[str], *, max_bytes: int) -> Mapping[str, FileRead]:
-        """The wrapped host's ``read_files`` (already one command per batch)."""
-        return await self.host.read_files(paths, max_bytes=max_bytes)
+        """Read files; concurrent calls with the same cap share one ``read_files`` of the
+        wrapped host (one remote command per ~96 KiB of paths)."""
+        wanted = list(dict.fromkeys(paths))
+        if not self.batch or not wanted:
+            return await self.host.read_files(wanted, max_bytes=max_bytes)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Mapping[str, FileRead]] = loop.create_future()
+        if not self._reads:
+            # Every check woken in this turn of the loop gets to add its paths first.
+            loop.call_soon(self._flush_reads)
+        self._reads.setdefault(max_bytes, []).append((wanted, future))
+        return await future
 
     async def stat(self, path: str) -> FileStat | None:
         """``lstat`` one path; concurrent calls share one remote command."""
@@ -180,6 +191,35 @@ class BatchingHost:
         task = asyncio.get_running_loop().create_task(self._stat_batch(pending))
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
+
+    def _flush_reads(self) -> None:
+        reads, self._reads = self._reads, {}
+        for max_bytes, callers in reads.items():
+            task = asyncio.get_running_loop().create_task(self._read_batch(max_bytes, callers))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _read_batch(
+        self,
+        max_bytes: int,
+        callers: list[tuple[list[str], asyncio.Future[Mapping[str, FileRead]]]],
+    ) -> None:
+        live = [(paths, future) for paths, future in callers if not future.done()]
+        every = list(dict.fromkeys(path for paths, _ in live for path in paths))
+        try:
+            found = await self.host.read_files(every, max_bytes=max_bytes) if every else {}
+        except asyncio.CancelledError:
+            for _, future in live:
+                future.cancel()
+            raise
+        except Exception as err:  # noqa: BLE001 - the batch's failure is each caller's
+            for _, future in live:
+                if not future.done():
+                    future.set_exception(err)
+            return
+        for paths, future in live:
+            if not future.done():
+                future.set_result({path: found[path] for path in paths})
 
     async def _stat_batch(self, pending: list[tuple[str, asyncio.Future[FileStat | None]]]) -> None:
         waiting: dict[str, list[asyncio.Future[FileStat | None]]] = {}
