@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import ClassVar
 
 import attrs
 import pytest
 
-from universal_healer.checks import CheckContext, DiagnosticCheck, HostQuery, HostRun, run_checks
+from universal_healer.checks import (
+    CheckContext,
+    DiagnosticCheck,
+    HostQuery,
+    HostRun,
+    close_run,
+    run_checks,
+)
 from universal_healer.exceptions import CommandTimeoutError, HostUnreachableError
 from universal_healer.hosts import LocalHost
 from universal_healer.model import (
@@ -514,3 +522,149 @@ class TestPriming:
     def test_checks_declare_no_queries_unless_they_say_so(self):
         check = make_check("plain", passes)
         assert tuple(check.queries(APP, None)) == ()
+
+
+@attrs.define
+class Ledger:
+    """Resources that write down when they are entered and exited."""
+
+    events: list = attrs.field(factory=list)
+    opened: int = 0
+
+    def opener(self, name, *, fail=None, hold=None):
+        @contextlib.asynccontextmanager
+        async def resource():
+            self.opened += 1
+            self.events.append(f"enter {name}")
+            if hold is not None:
+                await hold.wait()
+            if fail is not None:
+                raise fail
+            try:
+                yield f"resource {name}"
+            finally:
+                self.events.append(f"exit {name}")
+
+        return resource
+
+
+class TestRunResources:
+    def run_with(self, checks, *, close=True):
+        async def main():
+            run = HostRun(LocalHost())
+
+            def make_context(check):
+                return CheckContext(
+                    check=check, host=LocalHost(), app=APP, stack=None, host_run=run
+                )
+
+            results = await run_checks(checks, make_context)
+            if close:
+                await run.aclose()
+            return results, run
+
+        return asyncio.run(main())
+
+    def test_checks_asking_for_one_resource_share_it_and_it_is_exited_when_the_run_closes(self):
+        ledger = Ledger()
+
+        async def uses(ctx):
+            return ctx.passed(await ctx.host_run.enter("db", ledger.opener("db")))
+
+        results, _ = self.run_with([make_check(f"c{i}", uses) for i in range(5)])
+        assert {r.message for r in results} == {"resource db"}
+        assert ledger.opened == 1
+        assert ledger.events == ["enter db", "exit db"]
+
+    def test_resources_are_exited_last_entered_first(self):
+        ledger = Ledger()
+
+        async def first(ctx):
+            return ctx.passed(await ctx.host_run.enter("a", ledger.opener("a")))
+
+        async def second(ctx):
+            await asyncio.sleep(0.01)
+            return ctx.passed(await ctx.host_run.enter("b", ledger.opener("b")))
+
+        self.run_with([make_check("first", first), make_check("second", second)])
+        assert ledger.events == ["enter a", "enter b", "exit b", "exit a"]
+
+    def test_a_resource_that_cannot_be_opened_fails_every_check_that_asks_once(self):
+        ledger = Ledger()
+
+        async def uses(ctx):
+            return ctx.passed(
+                await ctx.host_run.enter("db", ledger.opener("db", fail=OSError("access denied")))
+            )
+
+        results, _ = self.run_with([make_check(f"c{i}", uses) for i in range(3)])
+        assert [r.status for r in results] == [CheckStatus.ERROR] * 3
+        assert all("access denied" in r.message for r in results)
+        assert ledger.opened == 1
+
+    def test_a_check_that_gives_up_while_a_resource_opens_does_not_spoil_it(self):
+        ledger = Ledger()
+        hold = asyncio.Event()
+
+        async def impatient(ctx):
+            return ctx.passed(await ctx.host_run.enter("db", ledger.opener("db", hold=hold)))
+
+        async def patient(ctx):
+            await asyncio.sleep(0.1)  # the impatient check has timed out by now
+            hold.set()
+            return ctx.passed(await ctx.host_run.enter("db", ledger.opener("db")))
+
+        results, _ = self.run_with(
+            [make_check("a", impatient, timeout=0.05), make_check("b", patient)]
+        )
+        assert [r.status for r in results] == [CheckStatus.ERROR, CheckStatus.PASS]
+        assert ledger.opened == 1
+        assert ledger.events == ["enter db", "exit db"]
+
+    def test_a_closed_run_opens_nothing(self):
+        ledger = Ledger()
+
+        async def main():
+            run = HostRun(LocalHost())
+            await run.aclose()
+            with pytest.raises(RuntimeError, match="closed"):
+                await run.enter("db", ledger.opener("db"))
+
+        asyncio.run(main())
+        assert ledger.opened == 0
+
+    def test_what_a_resource_cannot_undo_is_logged_by_close_run_and_not_raised(self, caplog):
+        @contextlib.asynccontextmanager
+        async def leaves_a_file():
+            yield "file"
+            raise OSError("could not remove /tmp/healer-x/client.cnf")
+
+        async def main():
+            run = HostRun(LocalHost())
+            await run.enter("file", leaves_a_file)
+            await close_run(run)
+
+        asyncio.run(main())
+        [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert "left something behind" in record.getMessage()
+        assert "client.cnf" in str(record.exc_info[1])
+
+    def test_diagnose_closes_the_run_it_made_itself(self):
+        from universal_healer.diagnosis import diagnose as diagnose_app  # noqa: PLC0415
+        from universal_healer.hookspecs import hookimpl  # noqa: PLC0415
+        from universal_healer.plugins import build_plugin_manager  # noqa: PLC0415
+
+        ledger = Ledger()
+
+        async def uses(ctx):
+            return ctx.passed(await ctx.host_run.enter("db", ledger.opener("db")))
+
+        class Plugin:
+            @hookimpl
+            def healer_get_checks(self, stack):
+                return [make_check("uses_a_resource", uses)]
+
+        manager = build_plugin_manager(load_entry_points=False, extra=[("res", Plugin())])
+        diagnosis = asyncio.run(diagnose_app(LocalHost(), APP, manager))
+        assert any(r.check == "uses_a_resource" for r in diagnosis.results)
+        assert ledger.events == ["enter db", "exit db"]

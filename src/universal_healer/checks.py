@@ -20,11 +20,12 @@ every exception into an ERROR result that says what happened, and records how lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import attrs
 
@@ -46,6 +47,7 @@ __all__ = [
     "DiagnosticCheck",
     "HostQuery",
     "HostRun",
+    "close_run",
     "run_checks",
 ]
 
@@ -200,6 +202,20 @@ class _Batches(Generic[K, V]):
                 _settle(futures, error=missing)
 
 
+async def close_run(run: HostRun) -> None:
+    """Close ``run``; what its resources could not undo is logged as an error, never raised
+    (the checks' results stand)."""
+    try:
+        await run.aclose()
+    except Exception:
+        log.exception("closing the checks' run on %s left something behind", run.host.name)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # whoever asks meets it; no "never retrieved" warning meanwhile
+
+
 def _wanted(futures: list[asyncio.Future[Any]]) -> bool:
     return any(not future.done() for future in futures)
 
@@ -221,16 +237,20 @@ class _Shared:
     facts: asyncio.Task[HostFacts] | None = None
     batches: dict[HostQuery[Any, Any], _Batches[Any, Any]] = attrs.Factory(dict)
     priming: set[asyncio.Task[Any]] = attrs.Factory(set)
+    resources: dict[Hashable, asyncio.Task[Any]] = attrs.Factory(dict)
+    exits: contextlib.AsyncExitStack = attrs.Factory(contextlib.AsyncExitStack)
+    closed: bool = False
 
 
 @attrs.frozen
 class HostRun:
-    """What the checks of one host share during a run: the host's facts, gathered once, and
-    the :class:`HostQuery` batches.
+    """What the checks of one host share during a run: the host's facts, gathered once, the
+    :class:`HostQuery` batches, and resources kept for the run (:meth:`enter`).
 
-    Make one per host and run, and hand it to every check of every application on that host
-    (``diagnose(..., host_run=...)`` does). :meth:`watched` gives one application a view of the
-    same run that tells it about the errors its checks meet there.
+    Make one per host and run, hand it to every check of every application on that host
+    (``diagnose(..., host_run=...)`` does), and close it at the end: ``async with
+    HostRun(host) as run:``, or :meth:`aclose`. :meth:`watched` gives one application a view
+    of the same run that tells it about the errors its checks meet there.
     """
 
     host: Host
@@ -269,6 +289,40 @@ class HostRun:
         if batches is None:
             batches = self._shared.batches[query] = _Batches(query, self.host)
         return batches
+
+    async def enter(
+        self, key: Hashable, opener: Callable[[], contextlib.AbstractAsyncContextManager[V]]
+    ) -> V:
+        """A resource kept for the rest of the run, such as a database login that several
+        checks of an application use: the first check to ask for ``key`` enters ``opener()``;
+        every check that asks for ``key`` meanwhile or later gets what it gave, or the error it
+        raised. It is exited when the run is closed.
+        """
+        if self._shared.closed:
+            raise RuntimeError("this run is closed: its resources are gone")
+        task = self._shared.resources.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(
+                self._shared.exits.enter_async_context(opener())
+            )
+            task.add_done_callback(_retrieve)
+            self._shared.resources[key] = task
+        result: V = await self._watched(asyncio.shield(task))
+        return result
+
+    async def aclose(self) -> None:
+        """Exit every resource of the run, the last entered first; an error in one (say, a
+        file that could not be removed) is raised once all have been tried."""
+        self._shared.closed = True
+        opening = [task for task in self._shared.resources.values() if not task.done()]
+        await asyncio.gather(*opening, return_exceptions=True)
+        await self._shared.exits.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def watched(self, watch: Callable[[BaseException], None]) -> HostRun:
         """The same run, calling ``watch`` with every exception a check meets in it."""

@@ -21,6 +21,7 @@ from universal_healer.checks import (
     CheckContext,
     DiagnosticCheck,
     HostRun,
+    close_run,
     run_checks,
 )
 from universal_healer.hosts.base import Host
@@ -154,7 +155,13 @@ async def diagnose(
             host_run=shared,
         )
 
-    results = await run_checks(checks, make_context, limit=limit, default_timeout=default_timeout)
+    try:
+        results = await run_checks(
+            checks, make_context, limit=limit, default_timeout=default_timeout
+        )
+    finally:
+        if host_run is None:  # ours: close it (a shared one is closed by its owner)
+            await close_run(shared)
     score = health_score(results)
     status = health_status(results, score)
     actions = propose_actions(results, manager.strategies_for(app.stack), app, manager)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 import attrs
 
 from universal_healer._fleet_host import AppHost, BatchingHost, probe_apps
-from universal_healer.checks import DEFAULT_TIMEOUT_S, HostQuery, HostRun
+from universal_healer.checks import DEFAULT_TIMEOUT_S, HostQuery, HostRun, close_run
 from universal_healer.detection import Override
 from universal_healer.diagnosis import Diagnosis, diagnose
 from universal_healer.discovery import (
@@ -464,34 +464,37 @@ async def _diagnose_host(
         host, batch=isinstance(host, SSHHost), command_timeout=limits.command_timeout
     )
     run = HostRun(view)
-    run.prime(_queries(apps, manager))
-    # Reach the host, gather its facts and probe every root before any check runs: a host
-    # that cannot be reached fails here as a whole, with one clear reason.
-    _, probes, _ = await asyncio.gather(
-        run.facts(),
-        probe_apps(view, manager, [app.path for app in apps]),
-        view.prefetch_stats([path for app in apps for path in _usual_stats(app, manager)]),
-    )
-    checks = asyncio.Semaphore(limits.checks_per_host)
-    gate = asyncio.Semaphore(limits.apps_per_host)
+    try:
+        run.prime(_queries(apps, manager))
+        # Reach the host, gather its facts and probe every root before any check runs: a host
+        # that cannot be reached fails here as a whole, with one clear reason.
+        _, probes, _ = await asyncio.gather(
+            run.facts(),
+            probe_apps(view, manager, [app.path for app in apps]),
+            view.prefetch_stats([path for app in apps for path in _usual_stats(app, manager)]),
+        )
+        checks = asyncio.Semaphore(limits.checks_per_host)
+        gate = asyncio.Semaphore(limits.apps_per_host)
 
-    async def one(app: Application) -> tuple[Diagnosis, AppHost]:
-        seen = AppHost(view)
-        async with gate:
-            diagnosis = await diagnose(
-                seen,
-                app,
-                manager,
-                probe=probes.get(app.path),
-                host_run=run.watched(seen.notice),
-                limit=checks,
-                default_timeout=limits.default_timeout,
-            )
-        if on_app_done is not None:
-            on_app_done(app)
-        return diagnosis, seen
+        async def one(app: Application) -> tuple[Diagnosis, AppHost]:
+            seen = AppHost(view)
+            async with gate:
+                diagnosis = await diagnose(
+                    seen,
+                    app,
+                    manager,
+                    probe=probes.get(app.path),
+                    host_run=run.watched(seen.notice),
+                    limit=checks,
+                    default_timeout=limits.default_timeout,
+                )
+            if on_app_done is not None:
+                on_app_done(app)
+            return diagnosis, seen
 
-    outcomes = await asyncio.gather(*(one(app) for app in apps))
+        outcomes = await asyncio.gather(*(one(app) for app in apps))
+    finally:
+        await close_run(run)  # the resources checks kept for the run
     await view.close()
     done = [diagnosis for diagnosis, seen in outcomes if seen.lost is None]
     lost = [(diagnosis.app, seen.lost) for diagnosis, seen in outcomes if seen.lost is not None]
