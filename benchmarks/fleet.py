@@ -140,7 +140,8 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------
 # Ansible
 
-# The same commands the healer runs (hosts/_sshwire.py and the file_permissions check).
+# The same commands the healer runs (hosts/_sshwire.py, _sshscan.py, _sshread.py; the
+# file_permissions check).
 FACTS = (
     "uname -n; getconf _NPROCESSORS_ONLN; cat /proc/loadavg; cat /proc/meminfo; "
     "df -a -B1 --output=source,fstype,size,used,avail,itotal,iavail,target"

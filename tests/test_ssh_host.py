@@ -30,7 +30,8 @@ from universal_healer.exceptions import (
 )
 from universal_healer.hosts import FileRead, Host, Listener, LocalHost
 from universal_healer.hosts import ssh as ssh_module
-from universal_healer.hosts.ssh import _ASYNCSSH_ERRORS, SSHConfig, SSHHost, translate_error
+from universal_healer.hosts._sshconnection import _ASYNCSSH_ERRORS
+from universal_healer.hosts.ssh import SSHConfig, SSHHost, translate_error
 
 
 @pytest.fixture(scope="module")

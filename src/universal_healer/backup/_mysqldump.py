@@ -20,7 +20,7 @@ from universal_healer.backup._base import (
     _Target,
     _Work,
 )
-from universal_healer.backup._fileset import (
+from universal_healer.backup._filemanifest import (
     _summary,
 )
 from universal_healer.exceptions import BackupError, RemoteError
