@@ -9,10 +9,16 @@ from universal_healer.checks import CheckContext, DiagnosticCheck
 from universal_healer.model import CheckCategory, CheckResult, CheckStatus
 from universal_healer.secrets import redact
 
-from healer_mysql.connection import CredentialsError, Session, login_for_check, open_session
+from healer_mysql.connection import (
+    CredentialsError,
+    Login,
+    Session,
+    login_for_check,
+    open_session,
+)
 from healer_mysql.settings import Settings, SettingsError
 
-__all__ = ["MySQLCheck", "grade", "int_value", "percent"]
+__all__ = ["MySQLCheck", "grade", "int_value", "percent", "session_for"]
 
 
 def grade(value: float, warn_above: float, fail_above: float) -> CheckStatus:
@@ -35,6 +41,16 @@ def percent(part: int, whole: int) -> float:
     return 100.0 * part / whole if whole else 0.0
 
 
+async def session_for(ctx: CheckContext, login: Login, *, timeout: float) -> Session:
+    """The application's session for the rest of the diagnosis run.
+
+    Its option file (which holds the password) is written once and shared by every check of
+    the application that logs in the same way; the run removes it when it ends.
+    """
+    key = ("healer_mysql.session", ctx.app.path, login.credentials, timeout)
+    return await ctx.host_run.enter(key, lambda: open_session(ctx.host, login, timeout=timeout))
+
+
 class MySQLCheck(DiagnosticCheck):
     """Base of the checks that ask a reachable server something.
 
@@ -53,8 +69,8 @@ class MySQLCheck(DiagnosticCheck):
         try:
             settings = Settings.from_metadata(ctx.app.metadata)
             login = await login_for_check(ctx.host, ctx.app, ctx.secrets)
-            async with open_session(ctx.host, login, timeout=self.query_timeout) as db:
-                return await self.inspect(ctx, db, settings)
+            db = await session_for(ctx, login, timeout=self.query_timeout)
+            return await self.inspect(ctx, db, settings)
         except (SettingsError, CredentialsError) as err:
             return ctx.error(str(err))
         except MySQLClientError as err:

@@ -23,13 +23,13 @@ from universal_healer.hosts.base import Host
 from universal_healer.model import CheckCategory, CheckResult, CheckStatus, RiskLevel
 from universal_healer.secrets import redact
 
-from healer_mysql._base import MySQLCheck, grade, int_value, percent
+from healer_mysql._base import MySQLCheck, grade, int_value, percent, session_for
 from healer_mysql._schema_checks import (
     LongRunningQueriesCheck,
     TableFragmentationCheck,
     TableIntegrityCheck,
 )
-from healer_mysql.connection import CredentialsError, Session, login_for_check, open_session
+from healer_mysql.connection import CredentialsError, Session, login_for_check
 from healer_mysql.parsing import client_error_code, parse_systemctl_show, parse_version, unhex
 from healer_mysql.settings import Settings
 
@@ -102,10 +102,10 @@ class ConnectionCheck(DiagnosticCheck):
         except MySQLClientError as err:
             return ctx.error(err.reason)
         try:
-            async with open_session(ctx.host, login, timeout=15.0) as db:
-                rows = await db.rows(
-                    "SELECT VERSION(), CONNECTION_ID(), HEX(CURRENT_USER())", what="logging in"
-                )
+            db = await session_for(ctx, login, timeout=15.0)
+            rows = await db.rows(
+                "SELECT VERSION(), CONNECTION_ID(), HEX(CURRENT_USER())", what="logging in"
+            )
         except MySQLClientError as err:
             return await self._unreachable(ctx, login.via, login.source, login.on_this_host,
                                            redact(err.reason, hidden))  # fmt: skip

@@ -17,6 +17,7 @@ from healer_wordpress._base import (
     DatabaseCheck,
     WordPressCheck,
     content_dir,
+    load_config,
     plugin_dir,
 )
 from healer_wordpress._database import (
@@ -85,7 +86,7 @@ class ConfigCheck(WordPressCheck):
     async def run(self, ctx: CheckContext) -> CheckResult:
         """A site that cannot be read is a failure of this check, not an error."""
         try:
-            config = await site.load_config(ctx.host, ctx.app)
+            config = await load_config(ctx)
         except site.SiteError as err:
             return ctx.fail(err.reason, suggested_fix="restore wp-config.php from a backup")
         return await self.judge(ctx, config)

@@ -222,7 +222,12 @@ async def load_config(host: Host, app: Application) -> LoadedConfig:
 
     :raises SiteError: there is no readable, usable ``wp-config.php``.
     """
-    path = await config_path(host, app.path)
+    return await load_config_at(host, app.path, app.domain or "localhost")
+
+
+async def load_config_at(host: Host, root: str, server_name: str) -> LoadedConfig:
+    """:func:`load_config` for the site at ``root``, served as ``server_name``."""
+    path = await config_path(host, root)
     text = await read_text(host, path)
     if text is None:
         raise SiteError("wp-config.php disappeared while it was read")
@@ -230,7 +235,7 @@ async def load_config(host: Host, app: Application) -> LoadedConfig:
     static = wpconfig.static_settings(source)
     if isinstance(static, wpconfig.Settings):
         return LoadedConfig(path=path, text=text, source=source, settings=static)
-    document = await ask_php(host, path, server_name=app.domain or "localhost")
+    document = await ask_php(host, path, server_name=server_name)
     settings = wpconfig.settings_from_php(document, notes=static)
     return LoadedConfig(path=path, text=text, source=source, settings=settings)
 
