@@ -838,8 +838,10 @@ class TestBatchingHost:
         zombie = subprocess.Popen(["true"])
         try:
             net = f"/proc/{zombie.pid}/net"
+            deadline = time.monotonic() + 10
             while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                time.sleep(0.01)
+                assert time.monotonic() < deadline, "`true` did not exit within 10 s"
+                time.sleep(0.01)  # polling the kernel's view of a process, bounded above
             # The test stands on this; a kernel that lists it needs another unlistable directory.
             with pytest.raises(OSError, match="Invalid argument"):
                 os.listdir(net)
