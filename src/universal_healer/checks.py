@@ -213,7 +213,7 @@ async def close_run(run: HostRun) -> None:
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
-        task.exception()  # whoever asks meets it; no "never retrieved" warning meanwhile
+        task.exception()  # whoever asks meets it (or asks again); no "never retrieved" warning
 
 
 def _wanted(futures: list[asyncio.Future[Any]]) -> bool:
@@ -277,12 +277,8 @@ class HostRun:
         for query, key in asks:
             task = loop.create_task(self._batches(query).ask(key))
             self._shared.priming.add(task)
-            task.add_done_callback(self._primed)
-
-    def _primed(self, task: asyncio.Task[Any]) -> None:
-        self._shared.priming.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: the asking check meets it again, or another answer
+            task.add_done_callback(self._shared.priming.discard)
+            task.add_done_callback(_retrieve)
 
     def _batches(self, query: HostQuery[K, V]) -> _Batches[K, V]:
         batches = self._shared.batches.get(query)
