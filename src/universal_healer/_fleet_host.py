@@ -6,9 +6,11 @@ them growing with hosts instead, without changing a check or the Host protocol:
 
 :class:`BatchingHost`
     One per host and run. ``stat`` calls made by concurrent checks in the same turn of the
-    event loop travel in ONE remote command; :meth:`BatchingHost.list_dirs` lists every
-    application root in one command (:func:`probe_apps` then reads their probe files with one
-    ``read_files`` per size cap). Answers are exactly the wrapped host's: anything the batch
+    event loop travel in ONE remote command, and so do their ``read_files`` calls (one per
+    size cap) and plain commands (several to a command, each under its own timeout);
+    :meth:`BatchingHost.list_dirs` lists every application root in one command
+    (:func:`probe_apps` then reads their probe files with one ``read_files`` per size cap).
+    Answers are exactly the wrapped host's: anything the batch
     cannot tell for certain (a path that is neither there nor clearly missing) is asked again
     with the host's own ``stat``.
 
