@@ -236,10 +236,12 @@ class TestHealthySite:
     def test_every_check_passes_but_the_updates_wordpress_stored(self, wordpress_site):
         found = results(diagnosis_of(wordpress_site))
         updates = {"wp_core_update", "wp_plugin_updates", "wp_theme_updates", "wp_language_updates"}
+        # What these say is the test machine's state (its load, memory, disks), not the site's.
+        machine = {"cpu_load", "memory_usage", "disk_space", "inode_usage"}
         failing = {
             name: (r.status, r.message)
             for name, r in found.items()
-            if r.status is not CheckStatus.PASS and name not in updates
+            if r.status is not CheckStatus.PASS and name not in updates | machine
         }
         assert failing == {}
         core = found["wp_core_update"]
