@@ -208,6 +208,31 @@ class TestLineage:
         assert manager.lineage("uninstalled") == ()
         assert manager.checks_for("uninstalled") == ()
 
+    def test_two_plugins_giving_one_check_name_for_one_stack_is_reported_once(self):
+        """Results, strategies and approvals refer to checks by name: two of one name would
+        mix. The first plugin by name keeps it; the other is reported, once per manager."""
+        rival = _plugin(
+            healer_get_checks=lambda stack: (
+                [_check("base_only", "rival")] if stack.id == "base" else []
+            )
+        )
+        manager = _manager(("family", FAMILY), ("rival", rival))
+        for _ in range(3):
+            checks = {c.name: c.description for c in manager.checks_for("child")}
+            assert checks["base_only"] == "base"
+        [failure] = manager.failures
+        assert (failure.plugin, failure.hook) == ("rival", "healer_get_checks")
+        assert "'base_only' for stack 'base' is plugin 'family''s too" in failure.reason
+        errors = manager.metrics.registry.get_sample_value(
+            "healer_plugin_errors_total", {"plugin": "rival", "hook": "healer_get_checks"}
+        )
+        assert errors == 1
+
+    def test_a_child_overriding_its_parents_check_is_no_conflict(self):
+        manager = _manager(("family", FAMILY))
+        manager.checks_for("child")
+        assert manager.failures == []
+
 
 class TestProbeFiles:
     def test_requests_for_one_path_merge_to_the_largest_cap_and_any_marker(self):

@@ -87,6 +87,7 @@ class PluginManager:
     failures: list[PluginFailure] = attrs.field(factory=list)
     _stacks: dict[str, StackInfo] | None = None
     _stack_owners: list[tuple[str, str]] = attrs.field(factory=list)
+    _conflicts: set[tuple[str, str, str, str]] = attrs.field(factory=set)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -239,12 +240,28 @@ class PluginManager:
     def _per_lineage(self, hook: str, expected: type[Any], stack_id: str) -> list[Any]:
         chosen: dict[str, Any] = {}
         for stack in self.lineage(stack_id):  # child first: its items win
-            for _, item in self._typed_list(hook, expected, self._call(hook, stack=stack)):
+            givers: dict[str, str] = {}  # name: the plugin whose item of that name is used
+            for plugin, item in self._typed_list(hook, expected, self._call(hook, stack=stack)):
                 name = getattr(item, "name", None)
                 if not isinstance(name, str):
                     continue
+                first = givers.setdefault(name, plugin)
+                if first != plugin:  # two plugins, one name, one stack: results would mix
+                    self._conflict(plugin, hook, stack.id, name, first)
+                    continue
                 chosen.setdefault(name, item)
         return [chosen[name] for name in sorted(chosen)]
+
+    def _conflict(self, plugin: str, hook: str, stack: str, name: str, first: str) -> None:
+        if (plugin, hook, stack, name) in self._conflicts:
+            return  # said once per manager, however many applications ask
+        self._conflicts.add((plugin, hook, stack, name))
+        self._fail(
+            plugin,
+            hook,
+            f"the name {name!r} for stack {stack!r} is plugin {first!r}'s too; "
+            f"{first!r}'s is used (plugins are taken in name order): rename one of them",
+        )
 
     def checks_for(self, stack_id: str) -> tuple[DiagnosticCheck, ...]:
         """The checks for an application of ``stack_id``: its own, its ancestors' and the
