@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 from hypothesis import strategies as st
 
 from universal_healer.breaker import BreakerPolicy, BreakerState, BreakerStatus, Outcome
+from universal_healer.builtin import signatures
 from universal_healer.executions import (
     Approval,
     ApprovalStatus,
+    BackupRecord,
     Execution,
     ExecutionStatus,
     StepRecord,
@@ -28,15 +32,21 @@ from universal_healer.model import (
     CheckResult,
     CheckStatus,
     CommandStep,
+    Detection,
     HealingAction,
     HealingMode,
+    ProbedFile,
     RiskLevel,
+    SiteProbe,
 )
+from universal_healer.testing import make_probe
 
 __all__ = [
     "applications",
     "approvals",
     "aware_datetimes",
+    "backup_ids",
+    "backup_records",
     "breaker_policies",
     "breaker_states",
     "check_categories",
@@ -46,14 +56,22 @@ __all__ = [
     "clock_nudges",
     "command_steps",
     "cooldown_thousandths",
+    "detection_lists",
     "diagnoses",
     "executions",
     "findings",
     "healing_actions",
     "healing_modes",
+    "legacy_executions",
+    "legacy_paths",
+    "legacy_sites",
+    "legacy_timestamps",
     "outcomes",
     "risk_levels",
+    "root_records",
+    "site_probes",
     "step_records",
+    "storable_texts",
     "time_advances",
     "utc_datetimes",
 ]
@@ -391,3 +409,244 @@ def approvals() -> st.SearchStrategy[Approval]:
         execution_id=st.none() | _IDS,
         action=_DETAILS,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Detection (detection.py and the built-in signatures)
+
+_PACKAGE_NAMES = st.sampled_from(
+    ("next", "express", "pg", "react", "laravel/framework", "php", "vite")
+)
+_VERSION_RANGES = st.one_of(
+    st.sampled_from(("^14.2.3", ">=8.1", "latest", "*", "v10.48.4", "npm:next@1", "<5", "")),
+    st.text(max_size=12),
+    st.integers(),
+    st.none(),
+)
+# Any JSON value: what a manifest holds where the signatures expect something else.
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+_DEPENDENCIES = st.dictionaries(_PACKAGE_NAMES, _VERSION_RANGES, max_size=3)
+# package.json, composer.json and lock files alike: the fields the signatures read, each
+# present or not, well-formed or any JSON at all.
+_MANIFESTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "dependencies": _DEPENDENCIES | _JSON_VALUES,
+        "devDependencies": _DEPENDENCIES,
+        "require": _DEPENDENCIES | _JSON_VALUES,
+        "scripts": st.dictionaries(
+            st.sampled_from(("start", "serve", "build")), _JSON_VALUES | st.text()
+        ),
+        "main": _JSON_VALUES,
+        "bin": _JSON_VALUES,
+        "engines": st.fixed_dictionaries({"node": _VERSION_RANGES}) | _JSON_VALUES,
+        "workspaces": st.lists(st.text(max_size=5), max_size=2) | _JSON_VALUES,
+        "packages": st.lists(
+            st.fixed_dictionaries({"name": _PACKAGE_NAMES, "version": _VERSION_RANGES})
+            | _JSON_VALUES,
+            max_size=3,
+        ),
+        "lockfileVersion": st.integers(1, 3),
+    },
+)
+_UNREADABLE_FILES = st.builds(
+    ProbedFile,
+    path=st.just(""),
+    error=st.sampled_from(("permission denied", "not a regular file", "missing")),
+)
+_PROBE_DIRS = (
+    "wp-content",
+    "wp-includes",
+    "wp-admin",
+    "app",
+    "pages",
+    "src",
+    "public",
+    "node_modules",
+)
+
+
+def site_probes(*, realistic: Sequence[str] = ()) -> st.SearchStrategy[SiteProbe]:
+    """Probes of a root holding a random subset of the built-in signatures' probe files, with
+    random, garbage, unreadable or ``realistic`` contents, a few marker directories, and perhaps
+    a server script.
+
+    :param realistic: contents a real application might hold (a test passes its own samples).
+    """
+    paths = sorted(f.path for f in signatures.healer_probe_files())
+    contents = st.one_of(
+        _MANIFESTS.map(json.dumps),
+        _JSON_VALUES.map(json.dumps),
+        st.binary(max_size=64),
+        st.text(max_size=64),
+        st.sampled_from(realistic),
+        _UNREADABLE_FILES,
+    )
+    return _site_probes(st.dictionaries(st.sampled_from(paths), contents, max_size=8))
+
+
+@st.composite
+def _site_probes(draw: st.DrawFn, files: st.SearchStrategy[dict[str, Any]]) -> SiteProbe:
+    drawn = draw(files)
+    dirs = tuple(draw(st.lists(st.sampled_from(_PROBE_DIRS), max_size=4, unique=True)))
+    extra = dict.fromkeys(
+        draw(st.lists(st.sampled_from(("server.js", "app.js")), max_size=2)), "//"
+    )
+    return make_probe({**drawn, **extra}, dirs=dirs, max_bytes=draw(st.none() | st.integers(1, 80)))
+
+
+@st.composite
+def detection_lists(draw: st.DrawFn, stacks: tuple[str, ...]) -> list[Detection]:
+    """Detections of ``stacks`` from distinct plugins (each plugin answers once per root), ties
+    likely."""
+    count = draw(st.integers(0, 6))
+    return [
+        Detection(
+            stack=draw(st.sampled_from(stacks)),
+            version=draw(st.none() | st.sampled_from(("1.0", "2.0"))),
+            confidence=draw(st.sampled_from((0.3, 0.7, 0.9, 0.95)) | st.floats(0, 1)),
+            plugin=f"plugin-{index}",
+        )
+        for index in range(count)
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Backups (backup.py's retention)
+
+_BACKUP_IDS = tuple(f"b{index}" for index in range(30))
+
+
+@st.composite
+def backup_records(draw: st.DrawFn, *, now: dt.datetime) -> list[BackupRecord]:
+    """Up to 30 backups of three applications, made in the 60 days before ``now``, a quarter of
+    them pruned an hour after they were made; ids are :func:`backup_ids`, in order."""
+    count = draw(st.integers(min_value=0, max_value=len(_BACKUP_IDS)))
+    records = []
+    for index in range(count):
+        created = now - dt.timedelta(hours=draw(st.integers(min_value=0, max_value=24 * 60)))
+        pruned = draw(st.booleans()) and draw(st.booleans())  # a quarter already pruned
+        records.append(
+            BackupRecord(
+                id=_BACKUP_IDS[index],
+                app_id=draw(st.sampled_from(["app-a", "app-b", "app-c"])),
+                execution_id=None,
+                strategy="files",
+                host="local",
+                location=f"/var/backups/{_BACKUP_IDS[index]}",
+                size_bytes=1,
+                sha256="0" * 64,
+                created_at=created,
+                pruned_at=created + dt.timedelta(hours=1) if pruned else None,
+            )
+        )
+    return records
+
+
+def backup_ids() -> st.SearchStrategy[str]:
+    """Any id :func:`backup_records` may give, whether or not the list drawn holds it."""
+    return st.sampled_from(_BACKUP_IDS)
+
+
+# --------------------------------------------------------------------------------------------
+# The world-writable scan (builtin/_world_writable.py)
+
+
+def root_records() -> st.SearchStrategy[list[bytes]]:
+    """A root's records as its own ``find -print0`` prints them, in find's order: up to eight
+    short byte strings, none holding a NUL."""
+    return st.lists(st.binary(max_size=12).filter(lambda b: b"\0" not in b), max_size=8)
+
+
+# --------------------------------------------------------------------------------------------
+# The legacy migration (registry/_legacy_rows.py)
+
+# Text all three backends store as given: no surrogates (not UTF-8), no NUL (PostgreSQL).
+_STORABLE = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+_STORABLE_TEXT = st.text(_STORABLE, max_size=12)
+_PATH_SEGMENTS = st.text(
+    st.characters(exclude_categories=("Cs",), exclude_characters="\x00/"), min_size=1, max_size=6
+).filter(lambda s: s not in (".", ".."))
+# The legacy healer's values, in the order test_legacy_migration writes out what each becomes.
+_LEGACY_SERVERS = tuple(f"srv-{n}" for n in range(7))
+_LEGACY_HEALTH = ("UNKNOWN", "HEALTHY", "DEGRADED", "MAINTENANCE", "DOWN", "CRITICAL", "HEALING")
+_LEGACY_MODES = ("MANUAL", "SEMI_AUTO", "SUPERVISED", "FULL_AUTO", "AUTO")
+_LEGACY_TRIGGERS = ("MANUAL", "SEARCH", "SEMI_AUTO", "FULL_AUTO")
+_LEGACY_STATUSES = (
+    "PENDING",
+    "ANALYZING",
+    "DIAGNOSED",
+    "APPROVED",
+    "HEALING",
+    "VERIFYING",
+    "SUCCESS",
+    "FAILED",
+    "SKIPPED",
+    "ROLLED_BACK",
+)
+
+
+def storable_texts(*, max_size: int = 12) -> st.SearchStrategy[str]:
+    """Short text every registry backend stores as given: no surrogates, no NUL."""
+    return st.text(_STORABLE, max_size=max_size)
+
+
+@st.composite
+def legacy_paths(draw: st.DrawFn) -> str:
+    """Absolute paths as a legacy site may spell them: a trailing slash, a doubled one."""
+    parts = draw(st.lists(_PATH_SEGMENTS, min_size=1, max_size=4))
+    spelling = draw(st.sampled_from(["/{}", "/{}/", "//{}"]))
+    return spelling.format("/".join(parts))
+
+
+def legacy_timestamps(when: dt.datetime) -> st.SearchStrategy[Any]:
+    """The ways a legacy database may hold one instant (to the millisecond)."""
+    when = when.replace(microsecond=when.microsecond // 1000 * 1000)
+    naive = when.astimezone(dt.UTC).replace(tzinfo=None)
+    millis = (when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
+    return st.sampled_from([when, naive, naive.isoformat(), when.isoformat(), millis])
+
+
+_LEGACY_INSTANTS = utc_datetimes().flatmap(legacy_timestamps)
+
+
+@st.composite
+def legacy_sites(draw: st.DrawFn) -> dict[str, Any]:
+    """``wp_sites`` rows as the legacy healer wrote them, timestamps spelt any way it did."""
+    return {
+        "id": draw(st.uuids().map(str)),
+        "server_id": draw(st.sampled_from(_LEGACY_SERVERS)),
+        "domain": draw(st.none() | _STORABLE_TEXT),
+        "path": draw(legacy_paths()),
+        "wp_version": draw(st.none() | _STORABLE_TEXT),
+        "health_status": draw(st.sampled_from(_LEGACY_HEALTH)),
+        "healing_mode": draw(st.sampled_from(_LEGACY_MODES)),
+        "is_healer_enabled": draw(st.booleans() | st.sampled_from([0, 1])),
+        "created_at": draw(_LEGACY_INSTANTS),
+        "updated_at": draw(_LEGACY_INSTANTS),
+    }
+
+
+@st.composite
+def legacy_executions(draw: st.DrawFn) -> dict[str, Any]:
+    """Legacy healing-execution rows as the legacy healer wrote them, of any site id."""
+    return {
+        "id": draw(st.uuids().map(str)),
+        "site_id": draw(st.uuids().map(str)),
+        "diagnosis_type": draw(_STORABLE_TEXT.filter(bool)),
+        "action": draw(_STORABLE_TEXT.filter(bool)),
+        "status": draw(st.sampled_from(_LEGACY_STATUSES)),
+        "trigger": draw(st.sampled_from(_LEGACY_TRIGGERS)),
+        "triggered_by": draw(st.none() | _STORABLE_TEXT),
+        "execution_logs": draw(st.none() | storable_texts(max_size=40)),
+        "error_message": draw(st.none() | _STORABLE_TEXT),
+        "backup_path": draw(st.none() | _STORABLE_TEXT),
+        "started_at": draw(_LEGACY_INSTANTS),
+        "finished_at": draw(st.none() | _LEGACY_INSTANTS),
+    }

@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import strategies as hs
 from sshfleet import SSHFleet
 from universal_healer.backup import (
     BackupStrategy,
@@ -32,7 +33,7 @@ from universal_healer.backup import (
     select_for_pruning,
 )
 from universal_healer.exceptions import BackupError
-from universal_healer.executions import BackupArtifact, BackupRecord
+from universal_healer.executions import BackupArtifact
 from universal_healer.hosts import LocalHost
 from universal_healer.hosts.ssh import SSHHost
 from universal_healer.model import Application
@@ -720,34 +721,9 @@ class TestConfiguration:
 
 
 # --------------------------------------------------------------------------------------------
-# Retention: pure, so hypothesis drives it. (These strategies belong in tests/strategies.py;
-# that module is being changed by another engineer right now.)
+# Retention: pure, so hypothesis drives it.
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
-
-
-@st.composite
-def backup_records(draw):
-    count = draw(st.integers(min_value=0, max_value=30))
-    records = []
-    for index in range(count):
-        created = NOW - dt.timedelta(hours=draw(st.integers(min_value=0, max_value=24 * 60)))
-        pruned = draw(st.booleans()) and draw(st.booleans())  # a quarter already pruned
-        records.append(
-            BackupRecord(
-                id=f"b{index}",
-                app_id=draw(st.sampled_from(["app-a", "app-b", "app-c"])),
-                execution_id=None,
-                strategy="files",
-                host="local",
-                location=f"/var/backups/b{index}",
-                size_bytes=1,
-                sha256="0" * 64,
-                created_at=created,
-                pruned_at=created + dt.timedelta(hours=1) if pruned else None,
-            )
-        )
-    return records
 
 
 def newest(records, keep_last):
@@ -761,10 +737,10 @@ def newest(records, keep_last):
 
 
 pruning_cases = given(
-    records=backup_records(),
+    records=hs.backup_records(now=NOW),
     keep_last=st.integers(min_value=0, max_value=5),
     max_age=st.integers(min_value=0, max_value=24 * 30).map(lambda h: dt.timedelta(hours=h)),
-    protected=st.sets(st.sampled_from([f"b{i}" for i in range(30)]), max_size=5),
+    protected=st.sets(hs.backup_ids(), max_size=5),
 )
 
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import strategies as hs
 from universal_healer.builtin import signatures
 from universal_healer.builtin._manifests import (
     pnpm_lock_version,
@@ -17,7 +18,7 @@ from universal_healer.builtin._manifests import (
     yarn_lock_version,
 )
 from universal_healer.detection import Override, decide, rank
-from universal_healer.model import Detection, DetectionMethod, ProbedFile, SiteProbe
+from universal_healer.model import Detection, DetectionMethod, ProbedFile
 from universal_healer.plugins import PluginManager, build_plugin_manager
 from universal_healer.testing import make_probe
 
@@ -769,77 +770,21 @@ class TestVersionFromRange:
 # --------------------------------------------------------------------------------------------
 # Generated probes
 
-_PROBE_PATHS = sorted(f.path for f in signatures.healer_probe_files())
-_DIRS = ("wp-content", "wp-includes", "wp-admin", "app", "pages", "src", "public", "node_modules")
-_NAMES = st.sampled_from(("next", "express", "pg", "react", "laravel/framework", "php", "vite"))
-_RANGES = st.one_of(
-    st.sampled_from(("^14.2.3", ">=8.1", "latest", "*", "v10.48.4", "npm:next@1", "<5", "")),
-    st.text(max_size=12),
-    st.integers(),
-    st.none(),
+# What a real application's files may hold, among the garbage the generated probes get.
+_REALISTIC = (
+    WP_VERSION_PHP,
+    "<?php define('MULTISITE', true);",
+    "<?php const VERSION = '10.48.4';",
+    YARN_CLASSIC,
+    PNPM_V6,
 )
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
-_MANIFESTS = st.fixed_dictionaries(
-    {},
-    optional={
-        "dependencies": st.dictionaries(_NAMES, _RANGES, max_size=3) | _JSON,
-        "devDependencies": st.dictionaries(_NAMES, _RANGES, max_size=3),
-        "require": st.dictionaries(_NAMES, _RANGES, max_size=3) | _JSON,
-        "scripts": st.dictionaries(st.sampled_from(("start", "serve", "build")), _JSON | st.text()),
-        "main": _JSON,
-        "bin": _JSON,
-        "engines": st.fixed_dictionaries({"node": _RANGES}) | _JSON,
-        "workspaces": st.lists(st.text(max_size=5), max_size=2) | _JSON,
-        "packages": st.lists(
-            st.fixed_dictionaries({"name": _NAMES, "version": _RANGES}) | _JSON, max_size=3
-        ),
-        "lockfileVersion": st.integers(1, 3),
-    },
-)
-_CONTENTS = st.one_of(
-    _MANIFESTS.map(json.dumps),
-    _JSON.map(json.dumps),
-    st.binary(max_size=64),
-    st.text(max_size=64),
-    st.sampled_from(
-        (
-            WP_VERSION_PHP,
-            "<?php define('MULTISITE', true);",
-            "<?php const VERSION = '10.48.4';",
-            YARN_CLASSIC,
-            PNPM_V6,
-        )
-    ),
-    st.builds(
-        ProbedFile,
-        path=st.just(""),
-        error=st.sampled_from(("permission denied", "not a regular file", "missing")),
-    ),
-)
-
-
-@st.composite
-def probes(draw: st.DrawFn) -> SiteProbe:
-    """Random subsets of the probe files, with random, garbage or realistic contents."""
-    files = draw(st.dictionaries(st.sampled_from(_PROBE_PATHS), _CONTENTS, max_size=8))
-    dirs = tuple(draw(st.lists(st.sampled_from(_DIRS), max_size=4, unique=True)))
-    extra = dict.fromkeys(
-        draw(st.lists(st.sampled_from(("server.js", "app.js")), max_size=2)), "//"
-    )
-    return make_probe({**files, **extra}, dirs=dirs, max_bytes=draw(st.none() | st.integers(1, 80)))
 
 
 _DECLARED = {s.id for s in signatures.healer_stacks()}
 
 
 class TestGeneratedProbes:
-    @given(probe=probes())
+    @given(probe=hs.site_probes(realistic=_REALISTIC))
     def test_detection_never_raises_stays_within_bounds_and_is_repeatable(self, manager, probe):
         found = signatures.healer_detect(probe)
         assert signatures.healer_detect(probe) == found
@@ -860,28 +805,13 @@ class TestGeneratedProbes:
 # The engine with the real plugin
 
 
-@st.composite
-def detection_lists(draw: st.DrawFn, stacks: tuple[str, ...]) -> list[Detection]:
-    """Detections from distinct plugins (each plugin answers once per root), ties likely."""
-    count = draw(st.integers(0, 6))
-    return [
-        Detection(
-            stack=draw(st.sampled_from(stacks)),
-            version=draw(st.none() | st.sampled_from(("1.0", "2.0"))),
-            confidence=draw(st.sampled_from((0.3, 0.7, 0.9, 0.95)) | st.floats(0, 1)),
-            plugin=f"plugin-{index}",
-        )
-        for index in range(count)
-    ]
-
-
 _ENGINE_STACKS = (*sorted(_DECLARED), "deno")
 
 
 class TestEngine:
     @given(data=st.data())
     def test_ranking_is_best_first_whatever_order_detections_arrive_in(self, manager, data):
-        detections = data.draw(detection_lists(_ENGINE_STACKS))
+        detections = data.draw(hs.detection_lists(_ENGINE_STACKS))
         shuffled = data.draw(st.permutations(detections))
         stacks = manager.stacks()
         ranked = rank(detections, stacks)

@@ -26,7 +26,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from _databases import database_servers  # noqa: F401 - a fixture, used by name
-from strategies import aware_datetimes, utc_datetimes
+from strategies import (
+    aware_datetimes,
+    legacy_executions,
+    legacy_paths,
+    legacy_sites,
+    legacy_timestamps,
+    storable_texts,
+)
 from universal_healer import _cli_legacy
 from universal_healer._cli_common import ExitCode
 from universal_healer.cli import cli
@@ -773,64 +780,11 @@ class TestCommand:
 # The pure parts
 
 
-_STORABLE = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
-_TEXT = st.text(_STORABLE, max_size=12)
-_SEGMENT = st.text(
-    st.characters(exclude_categories=("Cs",), exclude_characters="\x00/"), min_size=1, max_size=6
-).filter(lambda s: s not in (".", ".."))
-
-
-@st.composite
-def legacy_paths(draw) -> str:
-    parts = draw(st.lists(_SEGMENT, min_size=1, max_size=4))
-    spelling = draw(st.sampled_from(["/{}", "/{}/", "//{}"]))
-    return spelling.format("/".join(parts))
-
-
-def spellings(when: dt.datetime) -> st.SearchStrategy[Any]:
-    """The ways a legacy database may hold one instant (to the millisecond)."""
-    when = when.replace(microsecond=when.microsecond // 1000 * 1000)
-    naive = when.astimezone(dt.UTC).replace(tzinfo=None)
-    millis = (when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
-    return st.sampled_from([when, naive, naive.isoformat(), when.isoformat(), millis])
-
-
-@st.composite
-def legacy_sites(draw) -> dict[str, Any]:
-    return {
-        "id": draw(st.uuids().map(str)),
-        "server_id": draw(st.sampled_from(SERVERS)),
-        "domain": draw(st.none() | _TEXT),
-        "path": draw(legacy_paths()),
-        "wp_version": draw(st.none() | _TEXT),
-        "health_status": draw(st.sampled_from(tuple(HEALTH))),
-        "healing_mode": draw(st.sampled_from(tuple(MODE))),
-        "is_healer_enabled": draw(st.booleans() | st.sampled_from([0, 1])),
-        "created_at": draw(utc_datetimes().flatmap(spellings)),
-        "updated_at": draw(utc_datetimes().flatmap(spellings)),
-    }
-
-
-@st.composite
-def legacy_executions(draw) -> dict[str, Any]:
-    return {
-        "id": draw(st.uuids().map(str)),
-        "site_id": draw(st.uuids().map(str)),
-        "diagnosis_type": draw(_TEXT.filter(bool)),
-        "action": draw(_TEXT.filter(bool)),
-        "status": draw(st.sampled_from(tuple(STATUS))),
-        "trigger": draw(st.sampled_from(tuple(TRIGGER))),
-        "triggered_by": draw(st.none() | _TEXT),
-        "execution_logs": draw(st.none() | st.text(_STORABLE, max_size=40)),
-        "error_message": draw(st.none() | _TEXT),
-        "backup_path": draw(st.none() | _TEXT),
-        "started_at": draw(utc_datetimes().flatmap(spellings)),
-        "finished_at": draw(st.none() | utc_datetimes().flatmap(spellings)),
-    }
-
-
 class TestCanonicalForm:
-    @given(st.dictionaries(_TEXT, st.integers() | _TEXT | st.none(), max_size=6), st.randoms())
+    @given(
+        st.dictionaries(storable_texts(), st.integers() | storable_texts() | st.none(), max_size=6),
+        st.randoms(),
+    )
     def test_the_checksum_ignores_key_order(self, values, rnd):
         keys = list(values)
         rnd.shuffle(keys)
@@ -849,7 +803,7 @@ class TestCanonicalForm:
         respelt = dict(values)
         for column in ("created_at", "updated_at"):
             instant = _legacy_rows.parse_timestamp(values[column])
-            respelt[column] = data.draw(spellings(instant))
+            respelt[column] = data.draw(legacy_timestamps(instant))
         respelt["is_healer_enabled"] = int(bool(values["is_healer_enabled"]))
         assert _legacy_rows.site_checksum(respelt) == _legacy_rows.site_checksum(values)
 

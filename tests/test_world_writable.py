@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import strategies as hs
 from universal_healer.builtin._world_writable import WorldWritable, WritableScan
 from universal_healer.builtin.checks import FilePermissionsCheck
 from universal_healer.checks import CheckContext, HostRun, run_checks
@@ -260,13 +261,10 @@ class TestThroughTheCheck:
         assert {r.status for r in shared} == {CheckStatus.PASS, CheckStatus.FAIL}
 
 
-# A root's records as its own find prints them, in find's order; the shared find prints the
-# roots one after another, each record behind its root.
-root_records = st.lists(st.binary(max_size=12).filter(lambda b: b"\0" not in b), max_size=8)
-
-
+# Each root's records as its own find prints them; the shared find prints the roots one after
+# another, each record behind its root.
 @given(
-    records=st.lists(root_records, min_size=2, max_size=5),
+    records=st.lists(hs.root_records(), min_size=2, max_size=5),
     cap=st.integers(min_value=0, max_value=80),
 )
 def test_the_shared_answer_is_each_roots_own_answer_cut_at_its_own_cap(records, cap):
