@@ -47,6 +47,7 @@ from universal_healer.model import (
     RiskLevel,
 )
 from universal_healer.registry import (
+    _legacy_checksums,
     _legacy_plan,
     _legacy_rows,
     apply_legacy_migration,
@@ -437,9 +438,9 @@ class TestTenThousandSites:
             # Nothing altered: the stored row projects back onto the legacy row's checksum.
             legacy = {column: values[column] for column in _legacy_rows.SITE_COLUMNS}
             back = _legacy_rows.site_from_application(row)
-            assert _legacy_rows.site_checksum(back) == _legacy_rows.site_checksum(legacy), values[
-                "id"
-            ]
+            assert _legacy_checksums.site_checksum(back) == _legacy_checksums.site_checksum(
+                legacy
+            ), values["id"]
             if n % 97 == 0:
                 app = registry.get_application(values["id"])
                 assert (app.stack, app.path) == (
@@ -459,7 +460,9 @@ class TestTenThousandSites:
             assert row["started_at"] == _legacy_rows.parse_timestamp(values["started_at"])
             assert row["error"] == values["error_message"]
             back = _legacy_rows.execution_from_row(row)
-            assert _legacy_rows.execution_checksum(back) == _legacy_rows.execution_checksum(values)
+            assert _legacy_checksums.execution_checksum(
+                back
+            ) == _legacy_checksums.execution_checksum(values)
             if n % 97 == 0:
                 done = registry.get_execution(values["id"])
                 logs = [step.output for step in done.steps] or [None]
@@ -788,13 +791,15 @@ class TestCanonicalForm:
     def test_the_checksum_ignores_key_order(self, values, rnd):
         keys = list(values)
         rnd.shuffle(keys)
-        assert _legacy_rows.checksum({k: values[k] for k in keys}) == _legacy_rows.checksum(values)
+        assert _legacy_checksums.checksum(
+            {k: values[k] for k in keys}
+        ) == _legacy_checksums.checksum(values)
 
     @given(aware_datetimes())
     def test_one_instant_has_one_canonical_form_in_any_zone(self, when):
         utc = when.astimezone(dt.UTC)
-        assert _legacy_rows.canonical_json(when) == _legacy_rows.canonical_json(utc)
-        assert _legacy_rows.canonical_json(when) == _legacy_rows.canonical_json(
+        assert _legacy_checksums.canonical_json(when) == _legacy_checksums.canonical_json(utc)
+        assert _legacy_checksums.canonical_json(when) == _legacy_checksums.canonical_json(
             utc.replace(tzinfo=None)
         )
 
@@ -805,16 +810,16 @@ class TestCanonicalForm:
             instant = _legacy_rows.parse_timestamp(values[column])
             respelt[column] = data.draw(legacy_timestamps(instant))
         respelt["is_healer_enabled"] = int(bool(values["is_healer_enabled"]))
-        assert _legacy_rows.site_checksum(respelt) == _legacy_rows.site_checksum(values)
+        assert _legacy_checksums.site_checksum(respelt) == _legacy_checksums.site_checksum(values)
 
     @given(legacy_sites(), st.sampled_from(_legacy_rows.SITE_COLUMNS))
     def test_any_change_to_a_site_changes_its_checksum(self, values, column):
         altered = dict(values, **{column: "something else entirely"})
-        assert _legacy_rows.site_checksum(altered) != _legacy_rows.site_checksum(values)
+        assert _legacy_checksums.site_checksum(altered) != _legacy_checksums.site_checksum(values)
 
     @given(st.one_of(st.binary(), st.floats(), st.decimals(), st.dates(), st.complex_numbers()))
     def test_the_canonical_form_takes_anything_a_driver_returns(self, value):
-        assert json.loads(_legacy_rows.canonical_json({"value": value}))
+        assert json.loads(_legacy_checksums.canonical_json({"value": value}))
 
 
 class TestMappings:
@@ -860,8 +865,8 @@ class TestRoundTrip:
     def test_an_imported_site_projects_back_onto_its_legacy_row(self, values):
         parsed = _legacy_rows.parse_site(values)
         row = _legacy_rows.application_columns(parsed, "server-id")
-        assert _legacy_rows.site_checksum(_legacy_rows.site_from_application(row)) == (
-            _legacy_rows.site_checksum(values)
+        assert _legacy_checksums.site_checksum(_legacy_rows.site_from_application(row)) == (
+            _legacy_checksums.site_checksum(values)
         )
 
     @given(legacy_executions())
@@ -871,7 +876,9 @@ class TestRoundTrip:
         for column in ("started_at", "finished_at", "created_at"):
             row[column] = _legacy_rows.execution_columns(parsed, "t")[column]
         back = _legacy_rows.execution_from_row(row)
-        assert _legacy_rows.execution_checksum(back) == _legacy_rows.execution_checksum(values)
+        assert _legacy_checksums.execution_checksum(back) == _legacy_checksums.execution_checksum(
+            values
+        )
 
     @given(legacy_sites(), st.sampled_from(["health_status", "healing_mode", "path"]))
     def test_an_application_changed_after_import_no_longer_projects(self, values, column):

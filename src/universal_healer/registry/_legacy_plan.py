@@ -8,17 +8,16 @@ from typing import Any
 
 import attrs
 
+from universal_healer.registry._legacy_checksums import execution_checksum, site_checksum
+from universal_healer.registry._legacy_reports import RowIssue
 from universal_healer.registry._legacy_rows import (
     SITES_TABLE,
     LegacyExecution,
     LegacySite,
-    RowIssue,
     _path_key,
-    execution_checksum,
     normalise_path,
     parse_execution,
     parse_site,
-    site_checksum,
 )
 
 # --------------------------------------------------------------------------------------------

@@ -1,14 +1,13 @@
-"""The legacy migration's rows: the legacy schema, canonical JSON and checksums, value
-mappings and row conversion. Pure: see :mod:`universal_healer.registry._legacy`."""
+"""The legacy migration's rows: the legacy schema, value mappings, and row validation and
+conversion. Pure: see :mod:`universal_healer.registry._legacy`; the rows' checksums are in
+:mod:`universal_healer.registry._legacy_checksums`."""
 
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import hashlib
-import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -17,6 +16,7 @@ import attrs
 from universal_healer import serde
 from universal_healer.executions import ExecutionStatus, StepRecord
 from universal_healer.model import DetectionMethod, HealingMode, HealthStatus, RiskLevel
+from universal_healer.registry._legacy_checksums import parse_timestamp
 from universal_healer.registry.models import (
     display_text,
 )
@@ -35,9 +35,6 @@ EXECUTION_COLUMNS = (
     "id", "site_id", "diagnosis_type", "action", "status", "trigger", "triggered_by",
     "execution_logs", "error_message", "backup_path", "started_at", "finished_at",
 )  # fmt: skip
-_SITE_TIMES = ("created_at", "updated_at")
-_SITE_FLAGS = ("is_healer_enabled",)
-_EXECUTION_TIMES = ("started_at", "finished_at")
 
 LEDGER_KEY = "legacy_migration"
 _LEDGER_FORMAT = 1
@@ -91,125 +88,6 @@ STATUS_MAP: Mapping[str, ExecutionStatus] = MappingProxyType({
     "SKIPPED": ExecutionStatus.REFUSED,  # a person cancelled it; nothing touched
     "ROLLED_BACK": ExecutionStatus.ROLLED_BACK,
 })  # fmt: skip
-
-
-# --------------------------------------------------------------------------------------------
-# Canonical form and checksums (pure)
-
-
-def _utc_text(value: dt.datetime) -> Any:
-    if value.tzinfo is not dt.UTC and value.utcoffset() is not None:  # naive is UTC already
-        try:
-            value = value.astimezone(dt.UTC)
-        except OverflowError:
-            return {"$repr": repr(value)}
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def _jsonable(value: Any) -> Any:
-    """What JSON cannot hold, as JSON: the encoder's fallback (and :func:`canonical_value`'s)."""
-    if isinstance(value, dt.datetime):
-        return _utc_text(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"$bytes": bytes(value).hex()}
-    if isinstance(value, decimal.Decimal):
-        return {"$decimal": str(value)}
-    if isinstance(value, Mapping):
-        return dict(value)
-    return {"$repr": repr(value)}
-
-
-def canonical_value(value: Any) -> Any:
-    """``value`` as plain JSON data that reads the same whichever database it came from.
-
-    Datetimes become ISO 8601 in UTC with microseconds and a ``Z`` (naive ones are UTC);
-    bytes, memoryviews, decimals and anything else JSON cannot hold become a tagged object
-    (``{"$bytes": "2f76"}``). Total: it never raises.
-    """
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Mapping):
-        return {str(key): canonical_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [canonical_value(item) for item in value]
-    return canonical_value(_jsonable(value))
-
-
-_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_jsonable
-)
-
-
-def canonical_json(value: Any) -> str:
-    """The canonical JSON of ``value`` (:func:`canonical_value`): keys sorted, no spaces,
-    ASCII only."""
-    try:
-        # The C encoder, calling _jsonable for the few values that need it: 10x faster.
-        return _ENCODER.encode(value)
-    except (TypeError, ValueError):  # keys of mixed types cannot be sorted
-        return _ENCODER.encode(canonical_value(value))
-
-
-def checksum(value: Any) -> str:
-    """The SHA-256 of :func:`canonical_json`, in hex."""
-    return hashlib.sha256(canonical_json(value).encode("ascii")).hexdigest()
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def parse_timestamp(value: object) -> dt.datetime | None:  # noqa: PLR0911 - one per type
-    """A legacy timestamp as an aware UTC datetime, or None when it is not one.
-
-    Accepts a datetime (naive means UTC), ISO 8601 text, or integer milliseconds since the
-    epoch (Prisma's encoding in SQLite).
-    """
-    if isinstance(value, dt.datetime):
-        try:
-            aware = value.replace(tzinfo=dt.UTC) if value.utcoffset() is None else value
-            return aware.astimezone(dt.UTC)
-        except OverflowError:
-            return None
-    if isinstance(value, str):
-        try:
-            return parse_timestamp(dt.datetime.fromisoformat(value))
-        except ValueError:
-            return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return _EPOCH + dt.timedelta(milliseconds=value)
-        except OverflowError:
-            return None
-    return None
-
-
-def _canonical_row(
-    values: Mapping[str, Any], times: Sequence[str], flags: Sequence[str] = ()
-) -> dict[str, Any]:
-    """A legacy row with its timestamps parsed and its 0/1 flags made booleans, so that the
-    three databases' spellings of one value checksum alike."""
-    row = dict(values)
-    for column in times:
-        parsed = parse_timestamp(row.get(column))
-        if parsed is not None:
-            row[column] = parsed
-    for column in flags:
-        flag = row.get(column)
-        if type(flag) is int and flag in (0, 1):
-            row[column] = bool(flag)
-    return row
-
-
-def site_checksum(values: Mapping[str, Any]) -> str:
-    """The checksum of a ``wp_sites`` row (its :data:`SITE_COLUMNS`)."""
-    return checksum(_canonical_row(values, _SITE_TIMES, _SITE_FLAGS))
-
-
-def execution_checksum(values: Mapping[str, Any]) -> str:
-    """The checksum of a legacy execution row (its :data:`EXECUTION_COLUMNS`)."""
-    return checksum(_canonical_row(values, _EXECUTION_TIMES))
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,80 +412,3 @@ def execution_from_row(row: Mapping[str, Any]) -> dict[str, Any] | None:
     except (KeyError, TypeError, ValueError, IndexError):
         return None
     return execution if consistent else None
-
-
-# --------------------------------------------------------------------------------------------
-# Reports
-
-
-@attrs.frozen(kw_only=True)
-class RowIssue:
-    """A legacy row apply cannot import, or an imported one that changed since.
-
-    :param table: the legacy table (``wp_sites`` or the executions table).
-    """
-
-    table: str
-    id: str
-    reason: str
-
-
-@attrs.frozen(kw_only=True)
-class TableCounts:
-    """One legacy table's rows, by where they stand.
-
-    :param legacy: rows in the legacy table now.
-    :param verified: rows imported earlier whose legacy row and registry row are both
-        unchanged since (checksums).
-    :param pending: rows apply would import now (for apply: was to import).
-    :param added: rows this call imported (apply only).
-    """
-
-    legacy: int = 0
-    verified: int = 0
-    pending: int = 0
-    added: int = 0
-
-
-@attrs.frozen(kw_only=True)
-class LegacyReport:
-    """What :func:`check_legacy_migration` found or :func:`apply_legacy_migration` did.
-
-    :param source: ``"registry"``, or the legacy database's URL without its password.
-    :param executions_table: the legacy executions table read, None when there is none.
-    :param blocked: rows apply cannot import (bad values, conflicts), with why.
-    :param changed: rows imported earlier that changed since, on either side, or are gone.
-    :param unknown_servers: legacy server ids the registry has no server for, with the number
-        of sites on each.
-    :param refused: apply changed nothing because rows are blocked (and ``partial`` was not
-        given).
-    """
-
-    source: str
-    sites_table: str = SITES_TABLE
-    executions_table: str | None
-    sites: TableCounts
-    executions: TableCounts
-    blocked: tuple[RowIssue, ...] = ()
-    changed: tuple[RowIssue, ...] = ()
-    unknown_servers: tuple[tuple[str, int], ...] = ()
-    refused: bool = False
-
-
-@attrs.frozen(kw_only=True)
-class LegacyRollback:
-    """What :func:`rollback_legacy_migration` did.
-
-    :param recorded: whether the registry held a migration to roll back.
-    :param changed: imported rows changed since (or with records made since): they block the
-        rollback unless forced, and are removed when it is.
-    :param gone: imported rows already gone from the registry (nothing to remove).
-    :param refused: nothing was removed because of ``changed``.
-    """
-
-    recorded: bool
-    removed_sites: int = 0
-    removed_executions: int = 0
-    changed: tuple[RowIssue, ...] = ()
-    gone: tuple[RowIssue, ...] = ()
-    refused: bool = False
