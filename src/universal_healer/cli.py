@@ -48,10 +48,10 @@ from universal_healer._cli_fleet import (
     unreachable_json,
 )
 from universal_healer._cli_servers import servers_group
+from universal_healer._host_factory import DEFAULT_CONNECT_TIMEOUT_S
 from universal_healer.detection import Override
 from universal_healer.diagnosis import Diagnosis
 from universal_healer.discovery import DEFAULT_MAX_DEPTH, DEFAULT_SEARCH_PATHS, discover
-from universal_healer.fleet import DEFAULT_CONNECT_TIMEOUT_S
 from universal_healer.hosts.local import LocalHost
 from universal_healer.model import DetectionMethod, HealingMode, HealthStatus
 from universal_healer.plugins import build_plugin_manager
