@@ -1,8 +1,9 @@
 """A host as a fleet run sees it: work for many applications coalesced into few remote commands.
 
 Diagnosing the applications of a remote host one by one would cost round trips that grow
-with applications x checks. Two views of a :class:`~universal_healer.hosts.base.Host` keep
-them growing with hosts instead, without changing a check or the Host protocol:
+with applications x checks. A view of a :class:`~universal_healer.hosts.base.Host` keeps them
+growing with hosts instead, without changing a check or the Host protocol (each application
+then sees it through an :class:`~universal_healer._app_host.AppHost`).
 
 :class:`BatchingHost`
     One per host and run. ``stat`` calls made by concurrent checks in the same turn of the
@@ -10,14 +11,9 @@ them growing with hosts instead, without changing a check or the Host protocol:
     size cap) and plain commands (several to a command, each under its own timeout);
     :meth:`BatchingHost.list_dirs` lists every application root in one command
     (:func:`probe_apps` then reads their probe files with one ``read_files`` per size cap).
-    Answers are exactly the wrapped host's: anything the batch
-    cannot tell for certain (a path that is neither there nor clearly missing) is asked again
-    with the host's own ``stat``.
-
-:class:`AppHost`
-    One per application. It notices when its application lost the host (unreachable, or
-    authentication refused) so that the application is reported as not diagnosed, rather
-    than as a list of ERROR results that would look like findings.
+    Answers are exactly the wrapped host's: anything the batch cannot tell for certain (a
+    path that is neither there nor clearly missing) is asked again with the host's own
+    ``stat``.
 
 Everything travels as argument vectors; the scripts take the paths as positional parameters,
 never inside the script text (DESIGN.md, decision 7). A batch of stats or listings starts one
@@ -28,20 +24,17 @@ The scripts and their parsers are in :mod:`universal_healer._fleet_wire`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
 from universal_healer import _fleet_wire as fw
 from universal_healer.discovery import probe_paths, probe_roots
 from universal_healer.exceptions import (
-    AuthenticationError,
     CommandTimeoutError,
     HostUnreachableError,
-    RemoteError,
 )
 from universal_healer.hosts import _sshwire as wire
 from universal_healer.hosts.base import (
@@ -57,7 +50,7 @@ from universal_healer.hosts.base import (
 from universal_healer.model import SiteProbe
 from universal_healer.plugins import PluginManager
 
-__all__ = ["AppHost", "BatchingHost", "probe_apps"]
+__all__ = ["BatchingHost", "probe_apps"]
 
 _RUN_BATCH = 8  # commands in one batch, all running at once on the host
 _RUN_LANES = 2  # batches in flight per host: at most 16 batched commands at once
@@ -65,7 +58,6 @@ _TIMED_OUT = (124, 137)
 
 _COMMAND_TIMEOUT_S = 60.0
 _MAX_LISTING = 64 * 1024 * 1024
-_LOST = (HostUnreachableError, AuthenticationError)
 
 
 @attrs.define
@@ -424,87 +416,6 @@ class BatchingHost:
                 )
             )
         return answers
-
-
-class AppHost:
-    """One application's view of a shared host; remembers whether the host was lost.
-
-    :ivar lost: the first error that said the host is gone (unreachable, or refusing us).
-    """
-
-    def __init__(self, host: Host) -> None:
-        self.host = host
-        self.lost: RemoteError | None = None
-
-    @property
-    def name(self) -> str:
-        """The host's name."""
-        return self.host.name
-
-    def notice(self, err: BaseException) -> None:
-        """Remember ``err`` if it says the host is lost (for work done on the application's
-        behalf elsewhere, such as a host-wide query)."""
-        if isinstance(err, _LOST) and self.lost is None:
-            self.lost = err
-
-    @contextlib.contextmanager
-    def _watch(self) -> Iterator[None]:
-        try:
-            yield
-        except _LOST as err:
-            self.notice(err)
-            raise
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float | None = 60.0,
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-        input: bytes | None = None,
-        max_output: int = 1024 * 1024,
-    ) -> CommandResult:
-        """The host's ``run``."""
-        with self._watch():
-            return await self.host.run(
-                argv, timeout=timeout, env=env, cwd=cwd, input=input, max_output=max_output
-            )
-
-    async def read_files(self, paths: Sequence[str], *, max_bytes: int) -> Mapping[str, FileRead]:
-        """The host's ``read_files``."""
-        with self._watch():
-            return await self.host.read_files(paths, max_bytes=max_bytes)
-
-    async def stat(self, path: str) -> FileStat | None:
-        """The host's ``stat``."""
-        with self._watch():
-            return await self.host.stat(path)
-
-    async def list_dir(self, path: str) -> tuple[DirEntry, ...]:
-        """The host's ``list_dir``."""
-        with self._watch():
-            return await self.host.list_dir(path)
-
-    async def scan(
-        self,
-        roots: Sequence[str],
-        *,
-        markers: frozenset[str],
-        prune: frozenset[str],
-        max_depth: int,
-    ) -> ScanResult:
-        """The host's ``scan``."""
-        with self._watch():
-            return await self.host.scan(roots, markers=markers, prune=prune, max_depth=max_depth)
-
-    async def facts(self) -> HostFacts:
-        """The host's ``facts``."""
-        with self._watch():
-            return await self.host.facts()
-
-    async def close(self) -> None:
-        """Nothing: the host is shared, and closed by the fleet."""
 
 
 async def probe_apps(

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import attrs
 
-from universal_healer._fleet_host import AppHost, BatchingHost, probe_apps
+from universal_healer._app_host import AppHost
+from universal_healer._fleet_host import BatchingHost, probe_apps
 from universal_healer._host_factory import (
     DEFAULT_COMMAND_TIMEOUT_S,
     DEFAULT_CONNECT_TIMEOUT_S,
