@@ -192,14 +192,21 @@ class TestFallingBackToOneRootAtATime:
         assert answers[roots[1]].complete
 
     def test_a_shared_find_past_its_timeout_sends_every_root_alone(self, tmp_path):
-        big = site(tmp_path / "big")
-        for i in range(40):
-            (big / f"d{i}").mkdir()
-            for j in range(50):
-                (big / f"d{i}" / f"f{j}").write_text("")
-        roots = [str(big), str(site(tmp_path / "small", world_writable=("w",)))]
-        hasty = attrs.evolve(QUERY, batch_timeout_s=0.001)
-        host = CountingHost()
+        """The shared find really runs past its timeout (it starts 5 s late, as on a host that
+        slow) and LocalHost kills it; each root is then scanned on its own."""
+
+        @attrs.define
+        class SlowToStartMany(CountingHost):
+            async def run(self, argv, **kwargs):
+                if argv[0] == "find" and argv.index("-xdev") > 3:  # more than one root
+                    self.commands.append(tuple(argv))
+                    late = ("sh", "-c", 'sleep 5; exec "$@"', "sh", *argv)
+                    return await self.inner.run(late, **kwargs)
+                return await super().run(argv, **kwargs)
+
+        roots = [str(site(tmp_path / "a", world_writable=("w",))), str(site(tmp_path / "b"))]
+        hasty = attrs.evolve(QUERY, batch_timeout_s=0.5)
+        host = SlowToStartMany()
 
         answers = together(hasty, roots, host)
 
@@ -235,6 +242,8 @@ class TestThroughTheCheck:
         assert list(check.queries(relative, None)) == []
 
     def test_apps_diagnosed_together_get_the_results_they_get_alone(self, roots):
+        """As a fleet diagnoses them: the run primed with every app's declared scan (one find
+        for all, whatever the timing of the checks), then each app's check."""
         check = FilePermissionsCheck()
         apps = [
             Application(id=f"app-{i}", server="local", path=root, stack="php")
@@ -243,6 +252,7 @@ class TestThroughTheCheck:
 
         async def diagnose(apps, host):
             run = HostRun(host)
+            run.prime(pair for app in apps for pair in check.queries(app, None))
 
             async def one(app):
                 def make_context(check):
