@@ -119,8 +119,9 @@ async def probe_roots(
             else:
                 plan.append((candidate, probe_file, None))
     reads: dict[str, FileRead] = {}
-    for cap, paths in sorted(by_cap.items()):
-        reads.update(await host.read_files(paths, max_bytes=cap))
+    caps = sorted(by_cap.items())  # one batch per cap, all at once
+    for batch in await asyncio.gather(*(host.read_files(p, max_bytes=c) for c, p in caps)):
+        reads.update(batch)
 
     files: dict[str, list[ProbedFile]] = defaultdict(list)
     for candidate, probe_file, wanted_path in plan:
