@@ -310,3 +310,35 @@ def test_the_shared_answer_is_each_roots_own_answer_cut_at_its_own_cap(records, 
 def test_an_answer_that_does_not_add_up_vouches_for_no_root(stdout):
     done = CommandResult(argv=("find",), exit_status=0, stdout=stdout, stderr=b"", duration_s=0.0)
     assert QUERY._split(["/srv/app-0", "/srv/app-1"], done) == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "stderr"),
+    [
+        pytest.param(1, b"", id="a-failure-that-says-nothing"),
+        pytest.param(-9, b"", id="killed-by-a-signal"),
+        pytest.param(1, b"find: warning: something odd\n", id="a-message-naming-no-path"),
+        pytest.param(
+            1,
+            b"find: \xe2\x80\x98/srv/elsewhere\xe2\x80\x99: Permission denied\n",
+            id="another-path",
+        ),
+    ],
+)
+def test_a_failed_shared_find_that_names_no_root_vouches_for_none(status, stderr):
+    stdout = b"/srv/app-0\0x\0"
+    done = CommandResult(
+        argv=("find",), exit_status=status, stdout=stdout, stderr=stderr, duration_s=0.0
+    )
+    assert QUERY._split(["/srv/app-0", "/srv/app-1"], done) == {}
+
+
+def test_a_failed_shared_find_vouches_for_the_roots_its_messages_do_not_name():
+    stderr = b"find: \xe2\x80\x98/srv/app-1/locked\xe2\x80\x99: Permission denied\n"
+    done = CommandResult(
+        argv=("find",), exit_status=1, stdout=b"/srv/app-0\0x\0", stderr=stderr, duration_s=0.0
+    )
+    assert set(QUERY._split(["/srv/app-0", "/srv/app-1", "/srv/app-10"], done)) == {
+        "/srv/app-0",
+        "/srv/app-10",
+    }

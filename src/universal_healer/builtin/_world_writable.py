@@ -139,14 +139,15 @@ class WorldWritable(HostQuery[str, WritableScan]):
 
 def _named_in(roots: Sequence[str], stderr: bytes) -> set[str]:
     """The roots ``find``'s error messages may be about: those a message's path starts in,
-    or every root when a message names no root we can recognise."""
+    or every root when a message (or the lack of one) names no root we can recognise."""
     text = stderr.decode("utf-8", errors="surrogateescape")
     if any(_escaped(root) for root in roots):
         return set(roots)  # find escapes such a name in its messages: no telling
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return set(roots)  # a failure that says nothing (a signal, say) names no root
     named: set[str] = set()
-    for line in text.splitlines():
-        if not line.strip():
-            continue
+    for line in lines:
         rest = line.removeprefix("find: ")
         if rest == line or not rest.startswith(_QUOTES):
             return set(roots)
