@@ -88,6 +88,7 @@ async def run_healer(fleet: Any, servers: list[Any], trees: list[Path]) -> dict[
     from universal_healer.plugins import build_plugin_manager  # noqa: PLC0415
 
     manager = build_plugin_manager(disabled=())
+    plugins = [info.name for info in manager.plugins() if info.enabled and info.error is None]
     specs = [
         ServerSpec(
             name=server.name,
@@ -127,6 +128,7 @@ async def run_healer(fleet: Any, servers: list[Any], trees: list[Path]) -> dict[
         "discovery_trips": sorted(discovery_trips.values()),
         "diagnosis_trips": sorted(trips[n] - discovery_trips[n] for n in trips),
         "health": _count(d.health_status.value for d in outcome.diagnoses),
+        "plugins": plugins,
     }
 
 
@@ -286,6 +288,7 @@ def main() -> None:
         total = healer["apps"]
         both = healer["discover_s"] + healer["diagnose_s"]
         print(f"\nhealer: {total} apps on {options.hosts} hosts ({healer['diagnosed']} diagnosed)")
+        print(f"  plugins: {', '.join(healer['plugins'])}")
         for label, seconds in (
             ("discovery", healer["discover_s"]),
             ("diagnosis", healer["diagnose_s"]),
