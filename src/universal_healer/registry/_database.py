@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,6 +22,8 @@ _SQLITE_PRAGMAS = (
     ("busy_timeout", 10_000),  # ms: wait for another writer rather than fail at once
     ("synchronous", "normal"),  # safe with WAL; full fsync per commit buys nothing here
 )
+
+_SQLITE_LOCK_WAIT_S = 10.0  # as long as busy_timeout: how long another writer may hold the file
 
 _INSTALL_HINT = {
     "postgres": "pip install 'universal-healer[postgresql]'",
@@ -101,6 +104,28 @@ def _prepare_sqlite_file(path: str, shown: str) -> None:
         raise RegistryError(f"cannot open the registry at {shown}: {err.strerror}") from err
 
 
+def _connect(database: peewee.Database) -> None:
+    """Connect; for SQLite, wait out another process switching a fresh file to WAL.
+
+    ``PRAGMA journal_mode=wal`` needs the file to itself, and SQLite answers "database is
+    locked" at once, without its busy handler, when several processes open a new registry
+    together: that is waited for as any other writer is (:data:`_SQLITE_LOCK_WAIT_S`).
+    """
+    deadline = time.monotonic() + _SQLITE_LOCK_WAIT_S
+    while True:
+        try:
+            database.connect()
+        except peewee.OperationalError as err:
+            if not database.is_closed():
+                database.close()
+            locked = isinstance(database, peewee.SqliteDatabase) and "locked" in str(err)
+            if not locked or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)  # another process holds the file for its switch: a moment
+        else:
+            return
+
+
 def connect_database(url: str | None = None) -> peewee.Database:
     """Open a connection to the database at ``url`` (default: :func:`default_database_url`).
 
@@ -140,7 +165,7 @@ def connect_database(url: str | None = None) -> peewee.Database:
     options = {**_driver_options(database_class), **params}
     try:
         database: peewee.Database = database_class(path, **options)
-        database.connect()
+        _connect(database)
     except (peewee.PeeweeException, OSError, TypeError) as err:
         reason = _scrub(str(err).strip() or type(err).__name__, url)
         if isinstance(err, peewee.ImproperlyConfigured):
