@@ -72,7 +72,12 @@ class TestEncryption:
         "damage",
         [
             pytest.param(lambda token: token[:-4], id="truncated"),
-            pytest.param(lambda token: token[:20] + "A" + token[21:], id="altered"),
+            pytest.param(
+                # A character that differs from the one it replaces (an "A" for an "A" would
+                # alter nothing: one token in 64 has one there).
+                lambda token: token[:20] + ("B" if token[20] == "A" else "A") + token[21:],
+                id="altered",
+            ),
             pytest.param(lambda token: "not a token at all ✗", id="garbage"),
         ],
     )
